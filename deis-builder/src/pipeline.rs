@@ -1,0 +1,278 @@
+//! The build pipeline: checks, `.slugignore`, buildpack detection, compile, release,
+//! process types, and the slug.
+
+use crate::buildpack::{self, BuildLog, Buildpack};
+use crate::procfile;
+use crate::slug::{self, SlugLimits};
+use crate::BuildError;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How a [`Builder`] works.
+#[derive(Debug, Clone)]
+pub struct BuilderSettings {
+    /// Where caches (`cache/<app>`), fetched buildpacks and slugs (`slugs/<app>/`) live.
+    pub data_dir: PathBuf,
+    /// Buildpack directories tried in order by `bin/detect`.
+    pub buildpacks: Vec<PathBuf>,
+    /// Size limits for the source and the slug.
+    pub limits: SlugLimits,
+    /// The longest any one step (detect, compile, release, fetch) may run.
+    pub step_timeout: Duration,
+}
+
+impl BuilderSettings {
+    /// Settings with no buildpacks besides the built-in procfile one.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        BuilderSettings {
+            data_dir: data_dir.into(),
+            buildpacks: Vec::new(),
+            limits: SlugLimits::default(),
+            step_timeout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// One build to do.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The app's name.
+    pub app: String,
+    /// The commit being built.
+    pub sha: String,
+    /// The checked-out source; the build happens in place.
+    pub source_dir: PathBuf,
+    /// The app's config values (`BUILDPACK_URL` among them, when set).
+    pub env: BTreeMap<String, String>,
+}
+
+/// What a successful build produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildOutput {
+    /// The slug archive.
+    pub slug: PathBuf,
+    /// Its size in bytes.
+    pub slug_bytes: u64,
+    /// Process types: the buildpack's defaults overridden by the app's Procfile.
+    pub procfile: BTreeMap<String, String>,
+    /// The buildpack that built it.
+    pub buildpack: String,
+}
+
+/// Builds apps into slugs.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    settings: BuilderSettings,
+}
+
+impl Builder {
+    /// A builder with these settings.
+    pub fn new(settings: BuilderSettings) -> Self {
+        Builder { settings }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &BuilderSettings {
+        &self.settings
+    }
+
+    /// The directory kept between builds of an app (the buildpack `CACHE_DIR`).
+    pub fn cache_dir(&self, app: &str) -> PathBuf {
+        self.settings.data_dir.join("cache").join(app)
+    }
+
+    /// Where the slug of `app` at `sha` is stored.
+    pub fn slug_path(&self, app: &str, sha: &str) -> PathBuf {
+        self.settings
+            .data_dir
+            .join("slugs")
+            .join(app)
+            .join(format!("{sha}.tgz"))
+    }
+
+    /// Runs the whole pipeline, streaming progress to `log`.
+    pub async fn build(
+        &self,
+        request: &BuildRequest,
+        log: &BuildLog,
+    ) -> Result<BuildOutput, BuildError> {
+        deis_core::validation::app_id(&request.app, &[])
+            .map_err(|e| BuildError::Rejected(e.to_string()))?;
+        if request.sha.is_empty() || !request.sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(BuildError::Rejected(format!(
+                "{:?} is not a commit id",
+                request.sha
+            )));
+        }
+        let build_dir = request.source_dir.as_path();
+        let limits = self.settings.limits;
+        let dir = build_dir.to_path_buf();
+        blocking(move || slug::check_tree(&dir, limits)).await?;
+        let dir = build_dir.to_path_buf();
+        let ignored = blocking(move || slug::apply_slugignore(&dir)).await?;
+        if ignored > 0 {
+            say(
+                log,
+                format!("-----> Removed {ignored} path(s) named in .slugignore"),
+            )
+            .await;
+        }
+        let repo_procfile = match tokio::fs::read_to_string(build_dir.join("Procfile")).await {
+            Ok(text) => Some(procfile::parse(&text)?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(BuildError::io("reading the Procfile")(e)),
+        };
+        let timeout = self.settings.step_timeout;
+        let pack = match request
+            .env
+            .get("BUILDPACK_URL")
+            .filter(|u| !u.trim().is_empty())
+        {
+            Some(url) => {
+                buildpack::fetch(
+                    url.trim(),
+                    &self.settings.data_dir.join("buildpacks"),
+                    log,
+                    timeout,
+                )
+                .await?
+            }
+            None => buildpack::detect(&self.settings.buildpacks, build_dir, log, timeout).await?,
+        };
+        say(log, format!("-----> {} app detected", pack.name())).await;
+        let mut processes = BTreeMap::new();
+        if let Buildpack::Directory { name, path } = &pack {
+            processes = self.compile(request, name, path, log).await?;
+        }
+        if let Some(declared) = repo_procfile {
+            processes.extend(declared);
+        }
+        if processes.is_empty() {
+            return Err(BuildError::Rejected(
+                "no process types: add a Procfile (e.g. `web: ./server`)".into(),
+            ));
+        }
+        say(log, "-----> Discovering process types".into()).await;
+        let types: Vec<&str> = processes.keys().map(String::as_str).collect();
+        say(
+            log,
+            format!("       Procfile declares types -> {}", types.join(", ")),
+        )
+        .await;
+        let dir = build_dir.to_path_buf();
+        blocking(move || slug::check_tree(&dir, limits)).await?;
+        let destination = self.slug_path(&request.app, &request.sha);
+        let dir = build_dir.to_path_buf();
+        let target = destination.clone();
+        let slug_bytes = blocking(move || slug::pack(&dir, &target)).await?;
+        say(
+            log,
+            format!("-----> Compiled slug size is {}", human_size(slug_bytes)),
+        )
+        .await;
+        Ok(BuildOutput {
+            slug: destination,
+            slug_bytes,
+            procfile: processes,
+            buildpack: pack.name().to_string(),
+        })
+    }
+
+    async fn compile(
+        &self,
+        request: &BuildRequest,
+        name: &str,
+        path: &Path,
+        log: &BuildLog,
+    ) -> Result<BTreeMap<String, String>, BuildError> {
+        let timeout = self.settings.step_timeout;
+        let build_dir = request.source_dir.as_path();
+        let cache_dir = self.cache_dir(&request.app);
+        tokio::fs::create_dir_all(&cache_dir)
+            .await
+            .map_err(BuildError::io("creating the build cache"))?;
+        let env_dir = tempfile_dir(&self.settings.data_dir).await?;
+        for (key, value) in &request.env {
+            tokio::fs::write(env_dir.join(key), value)
+                .await
+                .map_err(BuildError::io("writing ENV_DIR"))?;
+        }
+        let mut env = request.env.clone();
+        env.insert("SOURCE_VERSION".into(), request.sha.clone());
+        env.insert("HOME".into(), build_dir.display().to_string());
+        let compile = path.join("bin/compile");
+        let result = buildpack::run_step(
+            "compile",
+            &compile,
+            &[build_dir, cache_dir.as_path(), env_dir.as_path()],
+            &env,
+            log,
+            false,
+            timeout,
+        )
+        .await;
+        let _ = tokio::fs::remove_dir_all(&env_dir).await;
+        let result = result?;
+        if result.exit_code != Some(0) {
+            return Err(BuildError::Step {
+                buildpack: name.into(),
+                step: "compile",
+                exit_code: result.exit_code,
+            });
+        }
+        let release = path.join("bin/release");
+        if !release.is_file() {
+            return Ok(BTreeMap::new());
+        }
+        let result =
+            buildpack::run_step("release", &release, &[build_dir], &env, log, true, timeout)
+                .await?;
+        if result.exit_code != Some(0) {
+            return Err(BuildError::Step {
+                buildpack: name.into(),
+                step: "release",
+                exit_code: result.exit_code,
+            });
+        }
+        Ok(procfile::parse_release_defaults(&result.stdout))
+    }
+}
+
+async fn say(log: &BuildLog, line: String) {
+    let _ = log.send(line).await;
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BuildError> + Send + 'static,
+) -> Result<T, BuildError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(BuildError::Rejected(format!("build task failed: {e}"))))
+}
+
+async fn tempfile_dir(data_dir: &Path) -> Result<PathBuf, BuildError> {
+    let root = data_dir.join("tmp");
+    tokio::fs::create_dir_all(&root)
+        .await
+        .map_err(BuildError::io("creating a temporary directory"))?;
+    for attempt in 0..100u32 {
+        let candidate = root.join(format!("env-{}-{attempt}", std::process::id()));
+        match tokio::fs::create_dir(&candidate).await {
+            Ok(()) => return Ok(candidate),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(BuildError::io("creating a temporary directory")(e)),
+        }
+    }
+    Err(BuildError::Rejected(
+        "could not create a temporary directory".into(),
+    ))
+}
+
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 {
+        format!("{:.1}M", bytes as f64 / (1024.0 * 1024.0))
+    } else {
+        format!("{:.1}K", bytes as f64 / 1024.0)
+    }
+}
