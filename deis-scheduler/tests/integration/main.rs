@@ -1,0 +1,9 @@
+//! Integration tests with real processes on this host: the local scheduler (conformance
+//! suite, crashes, stops, health-gated rollouts, logs, runs, limits) and the publisher.
+//!
+//! Every process a test starts belongs to a `LocalScheduler`, which kills every process
+//! group it started when it is dropped, so a failing test leaves nothing behind.
+
+mod common;
+mod local;
+mod publisher;
