@@ -5,13 +5,20 @@
 //! built-in procfile buildpack ([`buildpack`]), `.slugignore` and slug archives
 //! ([`slug`]), and the whole pipeline with its safety limits ([`pipeline`]).
 //!
-//! Not written yet (tracked in the builder issue): git receive over smart HTTP and SSH,
-//! Dockerfile builds, blob-store upload of slugs and the logger.
+//! Git receive ([`git`]) runs the real `git` on the server side; its `pre-receive` hook
+//! sends the pushed tree to the builder's unix socket ([`hook`]), which builds it and asks
+//! the controller (a [`hook::PushHandler`]) to deploy it, so a failed build rejects the push.
+//!
+//! Not written yet (tracked in the builder issue): the SSH transport, Dockerfile builds,
+//! blob-store upload of slugs and the logger.
 
 pub mod buildpack;
+pub mod git;
+pub mod hook;
 pub mod pipeline;
 pub mod procfile;
 pub mod slug;
+pub mod smart_http;
 
 pub use pipeline::{BuildOutput, BuildRequest, Builder, BuilderSettings};
 

@@ -212,9 +212,20 @@ pub fn pack(build_dir: &Path, destination: &Path) -> Result<u64, BuildError> {
 
 /// Unpacks a slug into `destination`, refusing any entry that would land outside it.
 pub fn unpack(slug: &Path, destination: &Path) -> Result<(), BuildError> {
-    fs::create_dir_all(destination).map_err(BuildError::io("creating the app directory"))?;
     let file = fs::File::open(slug).map_err(BuildError::io("opening the slug"))?;
-    let mut archive = tar::Archive::new(GzDecoder::new(file));
+    unpack_from(GzDecoder::new(file), destination)
+}
+
+/// Unpacks a plain (uncompressed) tar, such as `git archive` output, into `destination`,
+/// refusing any entry that would land outside it.
+pub fn unpack_tar(archive: &Path, destination: &Path) -> Result<(), BuildError> {
+    let file = fs::File::open(archive).map_err(BuildError::io("opening the archive"))?;
+    unpack_from(file, destination)
+}
+
+fn unpack_from(reader: impl std::io::Read, destination: &Path) -> Result<(), BuildError> {
+    fs::create_dir_all(destination).map_err(BuildError::io("creating the app directory"))?;
+    let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(true);
     for entry in archive
         .entries()
