@@ -1,0 +1,223 @@
+//! Route propagation latency: from an etcd write of `/deis/services/<app>/<job>` to the
+//! `Router::apply` call (on a timestamping in-memory router) of a table that contains it, and
+//! likewise for removals, through `RouteSync` over `EtcdDiscovery`.
+//!
+//! Uses the etcd of `DEIS_TEST_ETCD_ENDPOINTS` (in a private key namespace) or, when unset,
+//! starts a private one on loopback. Prints p50/p99/max for ~200 adds and ~200 removes, from
+//! the moment the write is sent and from the moment etcd acknowledged it, and exits non-zero
+//! when the p99 from sending misses the 100 ms target.
+//!
+//! Run: `cargo bench -p deis-discovery --features etcd --bench propagation`.
+
+#[path = "../tests/support/etcd_process.rs"]
+#[allow(dead_code)]
+mod etcd_process;
+
+use async_trait::async_trait;
+use deis_core::discovery::{keys, Discovery};
+use deis_core::error::Result;
+use deis_core::memory::MemoryRouter;
+use deis_core::route::RouteTable;
+use deis_core::router::Router;
+use deis_discovery::{EtcdConfig, EtcdDiscovery, RouteSync, RouteSyncOptions};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+const APP: &str = "bench";
+const ROUNDS: usize = 200;
+const TARGET_P99: Duration = Duration::from_millis(100);
+
+/// What the bench waits for: a job present in (or absent from) an applied table.
+#[derive(Debug, Clone)]
+struct Target {
+    job: String,
+    present: bool,
+}
+
+/// A router that notes when it was first given a table meeting the current target.
+#[derive(Debug, Default)]
+struct StampingRouter {
+    inner: MemoryRouter,
+    target: Mutex<Option<Target>>,
+    hit: Mutex<Option<Instant>>,
+    notify: Notify,
+}
+
+impl StampingRouter {
+    fn expect(&self, target: Target) {
+        *self.hit.lock().unwrap() = None;
+        *self.target.lock().unwrap() = Some(target);
+    }
+
+    async fn wait(&self) -> Instant {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(at) = *self.hit.lock().unwrap() {
+                return at;
+            }
+            if tokio::time::timeout(Duration::from_secs(5), notified)
+                .await
+                .is_err()
+            {
+                panic!("the route did not reach the router within 5 s");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Router for StampingRouter {
+    fn backend(&self) -> &'static str {
+        "stamping"
+    }
+
+    async fn apply(&self, table: &RouteTable) -> Result<()> {
+        let now = Instant::now();
+        let met = self.target.lock().unwrap().as_ref().is_some_and(|target| {
+            let has = table
+                .apps
+                .get(APP)
+                .is_some_and(|route| route.endpoints.contains_key(&target.job));
+            has == target.present
+        });
+        if met {
+            let mut hit = self.hit.lock().unwrap();
+            if hit.is_none() {
+                *hit = Some(now);
+                self.notify.notify_one();
+            }
+        }
+        self.inner.apply(table).await
+    }
+
+    async fn current(&self) -> Result<RouteTable> {
+        self.inner.current().await
+    }
+}
+
+/// Latencies of one kind of change, from sending the write and from its acknowledgement.
+#[derive(Default)]
+struct Samples {
+    from_send: Vec<Duration>,
+    from_ack: Vec<Duration>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn report(name: &str, samples: &mut Samples) -> Duration {
+    let mut p99_send = Duration::ZERO;
+    for (label, values) in [
+        ("from send", &mut samples.from_send),
+        ("from ack ", &mut samples.from_ack),
+    ] {
+        values.sort();
+        let p99 = percentile(values, 99.0);
+        if label == "from send" {
+            p99_send = p99;
+        }
+        println!(
+            "{name:<8} {label}  n={:<4} p50={:>8.3} ms  p99={:>8.3} ms  max={:>8.3} ms",
+            values.len(),
+            percentile(values, 50.0).as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3,
+            values.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        );
+    }
+    p99_send
+}
+
+async fn measure(discovery: Arc<EtcdDiscovery>) -> (Samples, Samples) {
+    let router = Arc::new(StampingRouter::default());
+    let sync = RouteSync::spawn(
+        discovery.clone(),
+        router.clone(),
+        RouteSyncOptions::default(),
+    )
+    .expect("default options are valid");
+    let status = sync.status();
+    while status.applies() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut adds = Samples::default();
+    let mut removes = Samples::default();
+    for round in 0..2 * ROUNDS {
+        let present = round < ROUNDS;
+        let job = format!("{APP}_v1.web.{}", round % ROUNDS);
+        let key = keys::service(APP, &job);
+        router.expect(Target {
+            job: job.clone(),
+            present,
+        });
+        let sent = Instant::now();
+        if present {
+            let port = 10_000 + round;
+            discovery
+                .put(&key, &format!("127.0.0.1:{port}"), None)
+                .await
+                .expect("an etcd put");
+        } else {
+            discovery.delete_prefix(&key).await.expect("an etcd delete");
+        }
+        let acked = Instant::now();
+        let applied = router.wait().await;
+        let samples = if present { &mut adds } else { &mut removes };
+        samples
+            .from_send
+            .push(applied.saturating_duration_since(sent));
+        samples
+            .from_ack
+            .push(applied.saturating_duration_since(acked));
+    }
+    sync.stop().await;
+    (adds, removes)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let p99 = runtime.block_on(async {
+        let mut _private = None;
+        let (endpoints, origin) = match std::env::var("DEIS_TEST_ETCD_ENDPOINTS") {
+            Ok(value) if !value.trim().is_empty() => (
+                value.split(',').map(|e| e.trim().to_string()).collect(),
+                "DEIS_TEST_ETCD_ENDPOINTS",
+            ),
+            _ => {
+                let cluster = etcd_process::EtcdCluster::start(1).await;
+                let endpoints = cluster.endpoints();
+                _private = Some(cluster);
+                (endpoints, "a private etcd started by the bench")
+            }
+        };
+        let namespace = format!("/bench-propagation-{}", std::process::id());
+        println!("etcd: {endpoints:?} ({origin}), namespace {namespace}");
+        let discovery = Arc::new(
+            EtcdDiscovery::connect(EtcdConfig::new(endpoints).with_namespace(namespace))
+                .await
+                .expect("connecting to etcd"),
+        );
+        let (mut adds, mut removes) = measure(discovery.clone()).await;
+        discovery
+            .delete_prefix("/")
+            .await
+            .expect("cleaning the namespace");
+        let add_p99 = report("add", &mut adds);
+        let remove_p99 = report("remove", &mut removes);
+        add_p99.max(remove_p99)
+    });
+    let verdict = if p99 < TARGET_P99 { "met" } else { "MISSED" };
+    println!(
+        "target p99 < {} ms from send: {verdict}",
+        TARGET_P99.as_millis()
+    );
+    if p99 >= TARGET_P99 {
+        std::process::exit(1);
+    }
+}
