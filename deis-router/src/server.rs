@@ -1,0 +1,199 @@
+//! Listeners: accept, read an optional PROXY header, terminate TLS, serve HTTP/1.1 and
+//! HTTP/2 (with upgrades), and shut down gracefully.
+
+use crate::config::ListenerKind;
+use crate::proxy::{self, ConnInfo, Shared};
+use crate::proxy_protocol::{read_header, ProxyHeader};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+
+/// A running listener. Dropping it leaves it running; call [`Listening::shutdown`] to stop.
+#[derive(Debug)]
+pub struct Listening {
+    local_addr: SocketAddr,
+    kind: ListenerKind,
+    stop: watch::Sender<Option<Duration>>,
+    task: JoinHandle<()>,
+}
+
+impl Listening {
+    /// The bound address (the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// What this listener serves.
+    pub fn kind(&self) -> ListenerKind {
+        self.kind
+    }
+
+    /// Stops accepting, lets requests in flight finish for up to `grace`, then closes the
+    /// connections that are left. Upgraded (WebSocket) tunnels are not cut.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(Some(grace));
+        let _ = self.task.await;
+    }
+}
+
+/// Everything one accept loop needs.
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) kind: ListenerKind,
+    pub(crate) proxy_protocol: bool,
+    pub(crate) tls: Option<TlsAcceptor>,
+    pub(crate) builder: Arc<auto::Builder<TokioExecutor>>,
+}
+
+/// The HTTP server settings shared by every connection.
+pub(crate) fn http_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    builder
+}
+
+pub(crate) fn spawn(listener: TcpListener, endpoint: Endpoint) -> std::io::Result<Listening> {
+    let local_addr = listener.local_addr()?;
+    let (stop, stop_rx) = watch::channel(None);
+    let kind = endpoint.kind;
+    let task = tokio::spawn(accept_loop(listener, endpoint, stop_rx));
+    Ok(Listening {
+        local_addr,
+        kind,
+        stop,
+        task,
+    })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    endpoint: Endpoint,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let graceful = GracefulShutdown::new();
+    let (force, force_rx) = watch::channel(false);
+    let grace = loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let endpoint = endpoint.clone();
+                    let watcher = graceful.watcher();
+                    let force = force_rx.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            () = connection(stream, peer, endpoint, watcher) => {}
+                            _ = wait_true(force) => {}
+                        }
+                    });
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+            changed = stop.changed() => {
+                break if changed.is_ok() { (*stop.borrow()).unwrap_or_default() } else { Duration::ZERO };
+            }
+        }
+    };
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("grace period over; closing the remaining connections");
+    }
+    let _ = force.send(true);
+}
+
+async fn wait_true(mut flag: watch::Receiver<bool>) {
+    while !*flag.borrow() {
+        if flag.changed().await.is_err() {
+            // The listener is gone without a forced close; never fire.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn connection(mut stream: TcpStream, peer: SocketAddr, endpoint: Endpoint, watcher: Watcher) {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().map_or(0, |a| a.port());
+    let header_timeout = endpoint.shared.config.header_read_timeout;
+    let (client, port) = if endpoint.proxy_protocol {
+        match tokio::time::timeout(header_timeout, read_header(&mut stream)).await {
+            Ok(Ok(ProxyHeader::Proxied {
+                source,
+                destination,
+            })) => (source, destination.port()),
+            Ok(Ok(ProxyHeader::Local)) => (peer, local),
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "closing connection");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "no PROXY header in time");
+                return;
+            }
+        }
+    } else {
+        (peer, local)
+    };
+    let info = ConnInfo {
+        client,
+        https: endpoint.tls.is_some(),
+        port,
+    };
+    match &endpoint.tls {
+        Some(acceptor) => {
+            match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => serve(tls, info, &endpoint, watcher).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+        None => serve(stream, info, &endpoint, watcher).await,
+    }
+}
+
+async fn serve<I>(io: I, info: ConnInfo, endpoint: &Endpoint, watcher: Watcher)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let shared = endpoint.shared.clone();
+    let io = TokioIo::new(io);
+    let result = match endpoint.kind {
+        ListenerKind::Admin => {
+            let service =
+                service_fn(move |req: Request<Incoming>| proxy::admin(shared.clone(), req));
+            let conn = endpoint.builder.serve_connection_with_upgrades(io, service);
+            watcher.watch(conn.into_owned()).await
+        }
+        ListenerKind::Http | ListenerKind::Https => {
+            let service =
+                service_fn(move |req: Request<Incoming>| proxy::handle(shared.clone(), info, req));
+            let conn = endpoint.builder.serve_connection_with_upgrades(io, service);
+            watcher.watch(conn.into_owned()).await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(client = %info.client, %error, "connection ended with an error");
+    }
+}
