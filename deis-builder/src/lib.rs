@@ -9,8 +9,11 @@
 //! sends the pushed tree to the builder's unix socket ([`hook`]), which builds it and asks
 //! the controller (a [`hook::PushHandler`]) to deploy it, so a failed build rejects the push.
 //!
-//! Not written yet (tracked in the builder issue): the SSH transport, Dockerfile builds,
-//! blob-store upload of slugs and the logger.
+//! The SSH transport ([`ssh`], russh) serves the same repositories to the keys users
+//! registered.
+//!
+//! Not written yet (tracked in the builder issue): Dockerfile builds, blob-store upload of
+//! slugs and the logger.
 
 pub mod buildpack;
 pub mod git;
@@ -19,6 +22,7 @@ pub mod pipeline;
 pub mod procfile;
 pub mod slug;
 pub mod smart_http;
+pub mod ssh;
 
 pub use pipeline::{BuildOutput, BuildRequest, Builder, BuilderSettings};
 

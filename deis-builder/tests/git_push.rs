@@ -1,58 +1,19 @@
 //! `git push` with a stock git client over smart HTTP, through the real `git` on the server
 //! side, the pre-receive hook and the build pipeline.
 
-use async_trait::async_trait;
+mod common;
+
+use common::{app_repo, git, Recorder};
 use deis_builder::git::{GitRepos, GitService, PushContext};
-use deis_builder::hook::{HookServer, PushHandler};
+use deis_builder::hook::HookServer;
 use deis_builder::smart_http;
-use deis_builder::{BuildOutput, Builder, BuilderSettings};
-use std::collections::BTreeMap;
+use deis_builder::{Builder, BuilderSettings};
 use std::convert::Infallible;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
-
-/// Records what the builder asked of the controller.
-#[derive(Debug, Default)]
-struct Recorder {
-    begun: Mutex<Vec<(String, String)>>,
-    deployed: Mutex<Vec<(String, BTreeMap<String, String>)>>,
-    refuse_user: Option<String>,
-}
-
-#[async_trait]
-impl PushHandler for Recorder {
-    async fn begin(
-        &self,
-        push: &PushContext,
-        sha: &str,
-    ) -> Result<BTreeMap<String, String>, String> {
-        if self.refuse_user.as_deref() == Some(push.user.as_str()) {
-            return Err(format!("{} may not push to {}", push.user, push.app));
-        }
-        self.begun
-            .lock()
-            .unwrap()
-            .push((push.app.clone(), sha.to_string()));
-        Ok(BTreeMap::from([("GREETING".into(), "hello".into())]))
-    }
-
-    async fn deploy(
-        &self,
-        push: &PushContext,
-        _sha: &str,
-        output: &BuildOutput,
-    ) -> Result<Vec<String>, String> {
-        assert!(output.slug.is_file());
-        self.deployed
-            .lock()
-            .unwrap()
-            .push((push.app.clone(), output.procfile.clone()));
-        Ok(vec![format!("done, {}:v2 deployed to Deis", push.app)])
-    }
-}
+use std::sync::Arc;
 
 struct Platform {
     address: std::net::SocketAddr,
@@ -127,28 +88,6 @@ async fn serve(
         .get("content-encoding")
         .is_some_and(|v| v == "gzip");
     smart_http::rpc(repos, service, &context, request.into_body(), gzip).await
-}
-
-fn git(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("git")
-        .args(["-c", "user.email=dev@example.com", "-c", "user.name=Dev"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .unwrap()
-}
-
-fn app_repo(root: &Path, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = root.join(name);
-    fs::create_dir_all(&dir).unwrap();
-    assert!(git(&dir, &["init", "-q", "-b", "master"]).status.success());
-    for (file, text) in files {
-        fs::write(dir.join(file), text).unwrap();
-    }
-    assert!(git(&dir, &["add", "."]).status.success());
-    assert!(git(&dir, &["commit", "-qm", "first"]).status.success());
-    dir
 }
 
 fn push(dir: &Path, address: std::net::SocketAddr, app: &str) -> (bool, String) {
