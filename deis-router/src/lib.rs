@@ -17,6 +17,7 @@ mod body;
 mod config;
 mod headers;
 mod metrics;
+pub mod nginx;
 mod proxy;
 mod proxy_protocol;
 mod router;
@@ -26,6 +27,7 @@ mod tls;
 
 pub use allow::{AllowList, AllowRule};
 pub use config::{Hsts, ListenerKind, ListenerOptions, RouterConfig};
+pub use nginx::{NginxConfig, NginxRouter};
 pub use proxy_protocol::{ProxyHeader, ProxyProtocolError};
 pub use router::BuiltinRouter;
 pub use server::Listening;

@@ -1,7 +1,9 @@
-//! The built-in router through real clients: curl, reqwest, WebSocket and rustls.
+//! The routers through real clients: the built-in one with curl, reqwest, WebSocket and
+//! rustls clients; the nginx backend with the real nginx binary.
 
 mod common;
 mod limits;
+mod nginx;
 mod protocols;
 mod routing;
 mod tls;

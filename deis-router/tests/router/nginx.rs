@@ -1,0 +1,96 @@
+//! The nginx backend against the real nginx binary, on a loopback port with a temp prefix.
+
+use crate::common::*;
+use deis_core::Router;
+use deis_router::{NginxConfig, NginxRouter};
+use tokio::net::TcpListener;
+
+async fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn nginx_router(prefix: &std::path::Path) -> (NginxRouter, u16) {
+    let port = free_port().await;
+    let mut config = NginxConfig::new(prefix, format!("127.0.0.1:{port}"));
+    config.worker_processes = "1".into();
+    config.user = Some("root".into());
+    let router = NginxRouter::new(config);
+    router.start().await.expect("starting nginx");
+    (router, port)
+}
+
+async fn get(port: u16, host: &str, path: &str) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    curl(&["-H", &format!("Host: {host}"), &url]).await
+}
+
+/// nginx reloads asynchronously: poll until the new workers answer.
+async fn eventually(port: u16, host: &str, want_backend: &str) {
+    for _ in 0..100 {
+        let (status, body) = get(port, host, "/").await;
+        if status == 200 && echoed(&body)["backend"] == want_backend {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{host} never reached {want_backend}");
+}
+
+#[tokio::test]
+async fn routes_through_nginx_and_follows_table_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = upstream("a").await;
+    let b = upstream("b").await;
+    let (router, port) = nginx_router(dir.path()).await;
+    assert_eq!(router.backend(), "nginx");
+
+    let mut first = table(1, &[("go", &[a.address()]), ("idle", &[])]);
+    first
+        .apps
+        .get_mut("go")
+        .unwrap()
+        .domains
+        .insert("www.go.test".into());
+    router.apply(&first).await.unwrap();
+    eventually(port, "go.example.test", "a").await;
+    let (status, body) = get(port, "www.go.test", "/x").await;
+    assert_eq!(status, 200);
+    let reply = echoed(&body);
+    assert_eq!(reply["path"], "/x");
+    assert_eq!(seen_header(&reply, "x-forwarded-for").unwrap(), "127.0.0.1");
+    assert_eq!(seen_header(&reply, "host").unwrap(), "www.go.test");
+    assert_eq!(get(port, "idle.example.test", "/").await.0, 503);
+    assert_eq!(get(port, "nobody.test", "/").await.0, 404);
+    assert_eq!(
+        get(port, "nobody.test", "/health-check").await,
+        (200, "OK\n".into())
+    );
+
+    let mut second = table(2, &[("go", &[b.address()]), ("new", &[a.address()])]);
+    second.apps.get_mut("new").unwrap().whitelist = vec!["10.0.0.0/8:office".into()];
+    router.apply(&second).await.unwrap();
+    eventually(port, "go.example.test", "b").await;
+    assert_eq!(get(port, "new.example.test", "/").await.0, 403);
+    assert_eq!(get(port, "www.go.test", "/").await.0, 404);
+    assert_eq!(router.current().await.unwrap(), second);
+
+    // A table nginx refuses (an upstream host that does not resolve) leaves the previous
+    // configuration and table in force.
+    let bad = table(3, &[("go", &["no-such-host.invalid:80".to_string()])]);
+    let error = router.apply(&bad).await.unwrap_err();
+    assert!(error.to_string().contains("nginx -t"), "{error}");
+    assert_eq!(router.current().await.unwrap(), second);
+    assert_eq!(get(port, "go.example.test", "/").await.0, 200);
+    let in_force = std::fs::read_to_string(dir.path().join("nginx.conf")).unwrap();
+    assert!(in_force.contains("revision 2."), "{in_force}");
+    router.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn nginx_passes_the_router_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, _port) = nginx_router(dir.path()).await;
+    deis_core::conformance::router::run_all(&router, "127.0.0.1:9").await;
+    router.stop().await.unwrap();
+}
