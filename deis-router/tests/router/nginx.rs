@@ -25,7 +25,21 @@ async fn get(port: u16, host: &str, path: &str) -> (u16, String) {
     curl(&["-H", &format!("Host: {host}"), &url]).await
 }
 
-/// nginx reloads asynchronously: poll until the new workers answer.
+/// nginx reloads asynchronously (old workers finish their accepted connections): poll until
+/// the answer for `host` and `path` has `status`.
+async fn status_soon(port: u16, host: &str, path: &str, status: u16) -> String {
+    let mut last = (0, String::new());
+    for _ in 0..100 {
+        last = get(port, host, path).await;
+        if last.0 == status {
+            return last.1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{host}{path} answered {last:?}, never {status}");
+}
+
+/// Polls until `host` is served by `want_backend`.
 async fn eventually(port: u16, host: &str, want_backend: &str) {
     for _ in 0..100 {
         let (status, body) = get(port, host, "/").await;
@@ -54,25 +68,22 @@ async fn routes_through_nginx_and_follows_table_changes() {
         .insert("www.go.test".into());
     router.apply(&first).await.unwrap();
     eventually(port, "go.example.test", "a").await;
-    let (status, body) = get(port, "www.go.test", "/x").await;
-    assert_eq!(status, 200);
+    let body = status_soon(port, "www.go.test", "/x", 200).await;
     let reply = echoed(&body);
     assert_eq!(reply["path"], "/x");
     assert_eq!(seen_header(&reply, "x-forwarded-for").unwrap(), "127.0.0.1");
     assert_eq!(seen_header(&reply, "host").unwrap(), "www.go.test");
-    assert_eq!(get(port, "idle.example.test", "/").await.0, 503);
-    assert_eq!(get(port, "nobody.test", "/").await.0, 404);
-    assert_eq!(
-        get(port, "nobody.test", "/health-check").await,
-        (200, "OK\n".into())
-    );
+    status_soon(port, "idle.example.test", "/", 503).await;
+    status_soon(port, "nobody.test", "/", 404).await;
+    let health = status_soon(port, "nobody.test", "/health-check", 200).await;
+    assert_eq!(health, "OK\n");
 
     let mut second = table(2, &[("go", &[b.address()]), ("new", &[a.address()])]);
     second.apps.get_mut("new").unwrap().whitelist = vec!["10.0.0.0/8:office".into()];
     router.apply(&second).await.unwrap();
     eventually(port, "go.example.test", "b").await;
-    assert_eq!(get(port, "new.example.test", "/").await.0, 403);
-    assert_eq!(get(port, "www.go.test", "/").await.0, 404);
+    status_soon(port, "new.example.test", "/", 403).await;
+    status_soon(port, "www.go.test", "/", 404).await;
     assert_eq!(router.current().await.unwrap(), second);
 
     // A table nginx refuses (an upstream host that does not resolve) leaves the previous
