@@ -139,7 +139,6 @@ impl NginxRouter {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| io_error("cannot start", &self.config.binary, e))?;
         state.master = Some(child);
@@ -232,6 +231,23 @@ impl NginxRouter {
             .await
             .map_err(|e| io_error("cannot move into place", &target, e))?;
         Ok(rendered.config)
+    }
+}
+
+impl Drop for NginxRouter {
+    /// Stops a master that [`NginxRouter::start`] started and nobody stopped: a fast
+    /// shutdown (SIGTERM) so that the master takes its workers down with it, where killing
+    /// it outright would leave them serving.
+    fn drop(&mut self) {
+        let master = self.state.get_mut().master.take();
+        if let Some(pid) = master.as_ref().and_then(Child::id) {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

@@ -99,6 +99,29 @@ async fn routes_through_nginx_and_follows_table_changes() {
 }
 
 #[tokio::test]
+async fn a_dropped_router_takes_nginx_down_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = upstream("go").await;
+    let (router, port) = nginx_router(dir.path()).await;
+    router
+        .apply(&table(1, &[("go", &[go.address()])]))
+        .await
+        .unwrap();
+    eventually(port, "go.example.test", "go").await;
+    drop(router);
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nginx still listens after its router was dropped");
+}
+
+#[tokio::test]
 async fn nginx_passes_the_router_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let (router, _port) = nginx_router(dir.path()).await;
