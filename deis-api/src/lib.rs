@@ -1,3 +1,33 @@
-//! The controller: the platform's business rules as a library, the Deis v1 REST API (axum), a typed client (reqwest) and the OpenAPI document.
+//! The controller: the platform's business rules as a library ([`Controller`]), the Deis
+//! v1 REST API on axum ([`http::router`]), its typed client ([`client::Client`]) and its
+//! OpenAPI 3 document ([`openapi::document`]).
 //!
-//! Not written yet.
+//! # Bounded requests
+//!
+//! No request is held open for longer than a bounded time. Every scheduler call a request
+//! makes (a rollout after a build, config change or rollback, a scale, a restart, a
+//! one-off run) runs under `Settings::apply_timeout` (60 s by default, the same order as
+//! the gunicorn timeout Deis ran its controller with). A rollout that does not finish in
+//! time is abandoned: the release is discarded so the app stays on its previous release,
+//! and the client gets 503, as Deis answered scheduler failures. The scheduler's own
+//! convergence is idempotent and level-triggered, so a later deploy heals whatever the
+//! abandoned call had started. Waiting for another deploy of the same app is bounded by
+//! the same timeout (then 409).
+//!
+//! # Tokens
+//!
+//! Tokens are 160 random bits (40 hex characters, as Deis) and stored only as SHA-256
+//! hashes. Because the plain token cannot be read back, every login issues a fresh token
+//! and the previous one stops working (Deis returned the same token on every login).
+
+pub mod client;
+pub mod controller;
+pub mod http;
+pub mod logs;
+pub mod names;
+pub mod openapi;
+pub mod secrets;
+pub mod wire;
+
+pub use controller::{Controller, RegistrationMode, ServiceError, Settings};
+pub use logs::{LogSource, MemoryLogs};

@@ -1,0 +1,153 @@
+//! Builds (image deploys), releases and rollback.
+
+use super::deploy::FormationChange;
+use super::{Access, Controller, ServiceError, ServiceResult};
+use crate::wire::BuildRequest;
+use deis_core::model::{Build, Page, PageRequest, Release, User};
+use deis_core::release::rollback_summary;
+use deis_core::store::{BuildChoice, ConfigChoice, NewRelease};
+use deis_core::validation;
+use uuid::Uuid;
+
+/// The longest commit id a build may carry.
+const SHA_MAX_LEN: usize = 40;
+
+impl Controller {
+    /// `GET /v1/apps/<id>/builds/`.
+    pub async fn list_builds(
+        &self,
+        caller: &User,
+        app: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Build>> {
+        let app = self.authorize_app(caller, app, Access::Use).await?;
+        Ok(self.store.list_builds(&app.id, page).await?)
+    }
+
+    /// `GET /v1/apps/<id>/builds/<uuid>/`.
+    pub async fn get_build(&self, caller: &User, app: &str, uuid: &str) -> ServiceResult<Build> {
+        let app = self.authorize_app(caller, app, Access::Use).await?;
+        let uuid = Uuid::parse_str(uuid)
+            .map_err(|_| ServiceError::NotFound(format!("build not found: {uuid}")))?;
+        Ok(self.store.get_build(&app.id, uuid).await?)
+    }
+
+    /// Checks a build request and makes the build record.
+    pub(crate) fn new_build(
+        &self,
+        app: &str,
+        owner: &str,
+        request: &BuildRequest,
+    ) -> ServiceResult<Build> {
+        let image = request.image.trim();
+        if image.is_empty() {
+            return Err(ServiceError::field(
+                "image",
+                "empty",
+                "This field may not be blank.",
+            ));
+        }
+        if image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ServiceError::field(
+                "image",
+                "invalid",
+                "Image names are at most 512 characters, without whitespace.",
+            ));
+        }
+        if request.sha.len() > SHA_MAX_LEN || !request.sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ServiceError::field(
+                "sha",
+                "invalid",
+                "A commit id is at most 40 hexadecimal characters.",
+            ));
+        }
+        for (process_type, command) in &request.procfile {
+            validation::process_type(process_type).map_err(|mut e| {
+                e.field = "procfile".into();
+                e
+            })?;
+            if command.contains('\0') {
+                return Err(ServiceError::field(
+                    "procfile",
+                    "invalid_characters",
+                    "Commands may not contain NUL bytes.",
+                ));
+            }
+        }
+        let mut build = Build::new(app, owner, image);
+        build.sha = request.sha.to_lowercase();
+        build.procfile = request.procfile.clone();
+        build.dockerfile = request.dockerfile.clone();
+        Ok(build)
+    }
+
+    /// `POST /v1/apps/<id>/builds/`: records a build and deploys it as a new release.
+    pub async fn create_build(
+        &self,
+        caller: &User,
+        app: &str,
+        request: &BuildRequest,
+    ) -> ServiceResult<(Build, Release)> {
+        let app = self.authorize_app(caller, app, Access::Use).await?;
+        let build = self.new_build(&app.id, &caller.username, request)?;
+        let release = self
+            .deploy_build(&app, &caller.username, build.clone())
+            .await?;
+        Ok((build, release))
+    }
+
+    /// `GET /v1/apps/<id>/releases/`.
+    pub async fn list_releases(
+        &self,
+        caller: &User,
+        app: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Release>> {
+        let app = self.authorize_app(caller, app, Access::Use).await?;
+        Ok(self.store.list_releases(&app.id, page).await?)
+    }
+
+    /// `GET /v1/apps/<id>/releases/v<N>/`.
+    pub async fn get_release(
+        &self,
+        caller: &User,
+        app: &str,
+        version: u64,
+    ) -> ServiceResult<Release> {
+        let app = self.authorize_app(caller, app, Access::Use).await?;
+        Ok(self.store.get_release(&app.id, version).await?)
+    }
+
+    /// `POST /v1/apps/<id>/releases/rollback/`: a new release with the build and config of
+    /// an earlier one (by default the one before the latest).
+    pub async fn rollback(
+        &self,
+        caller: &User,
+        app: &str,
+        version: Option<u64>,
+    ) -> ServiceResult<Release> {
+        let app = self.authorize_app(caller, app, Access::Use).await?;
+        let latest = self.store.latest_release(&app.id).await?;
+        let target = version.unwrap_or(latest.version.saturating_sub(1));
+        let target = validation::rollback_target(target, latest.version)?;
+        let old = self.store.get_release(&app.id, target).await?;
+        let Some(build) = old.build else {
+            return Err(ServiceError::field(
+                "version",
+                "no_build",
+                format!("Release v{target} has no build to roll back to."),
+            ));
+        };
+        let request = NewRelease {
+            app: app.id.clone(),
+            owner: caller.username.clone(),
+            summary: rollback_summary(&caller.username, target),
+            build: BuildChoice::Existing(build),
+            config: ConfigChoice::Existing(old.config),
+        };
+        let (release, _) = self
+            .release_and_rollout(&app.id, request, FormationChange::Keep)
+            .await?;
+        Ok(release)
+    }
+}

@@ -1,0 +1,49 @@
+//! Handlers of the builder hooks (`X-Deis-Builder-Auth`).
+
+use super::errors::ApiResult;
+use super::extract::{ApiJson, Builder};
+use super::releases::release_headers;
+use super::AppState;
+use crate::wire::{BuildHookRequest, ConfigHookRequest, PushHookRequest};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use deis_core::model::{Config, Push};
+
+/// `POST /v1/hooks/push/`.
+pub async fn push(
+    State(state): State<AppState>,
+    _builder: Builder,
+    ApiJson(body): ApiJson<PushHookRequest>,
+) -> ApiResult<(StatusCode, Json<Push>)> {
+    Ok((StatusCode::CREATED, Json(state.hook_push(&body).await?)))
+}
+
+/// `POST /v1/hooks/build/`.
+pub async fn build(
+    State(state): State<AppState>,
+    _builder: Builder,
+    ApiJson(body): ApiJson<BuildHookRequest>,
+) -> ApiResult<Response> {
+    let response = state.hook_build(&body).await?;
+    Ok((
+        StatusCode::OK,
+        release_headers(response.release.version),
+        Json(response),
+    )
+        .into_response())
+}
+
+/// `POST /v1/hooks/config/`.
+pub async fn config(
+    State(state): State<AppState>,
+    _builder: Builder,
+    ApiJson(body): ApiJson<ConfigHookRequest>,
+) -> ApiResult<Json<Config>> {
+    Ok(Json(
+        state
+            .hook_config(&body.receive_user, &body.receive_repo)
+            .await?,
+    ))
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the controller's REST API over in-memory backends.
+
+mod common;
+mod flows;
