@@ -1,4 +1,6 @@
 //! Integration tests of the controller's REST API over in-memory backends.
 
+mod bad_input;
 mod common;
 mod flows;
+mod permissions;
