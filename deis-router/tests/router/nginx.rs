@@ -122,6 +122,66 @@ async fn a_dropped_router_takes_nginx_down_with_it() {
 }
 
 #[tokio::test]
+async fn serves_platform_and_per_domain_certificates_by_sni() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = crate::tls::Pki::new();
+    let (platform, platform_der) = pki.leaf(&["*.example.test"]);
+    let (custom, custom_der) = pki.leaf(&["www.custom.test"]);
+    let go = upstream("go").await;
+    let (port, https) = (free_port().await, free_port().await);
+    let mut config = NginxConfig::new(dir.path(), format!("127.0.0.1:{port}"));
+    config.worker_processes = "1".into();
+    config.user = Some("root".into());
+    config.https_listen = Some(format!("127.0.0.1:{https}"));
+    config.platform_certificate = Some(platform);
+    let router = NginxRouter::new(config);
+    router.start().await.unwrap();
+    let mut table = table(1, &[("go", &[go.address()])]);
+    table
+        .apps
+        .get_mut("go")
+        .unwrap()
+        .domains
+        .insert("www.custom.test".into());
+    table.certificates.insert("www.custom.test".into(), custom);
+    router.apply(&table).await.unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{https}").parse().unwrap();
+    // Old workers keep the previous certificates until the reload reaches them.
+    let mut served_custom = false;
+    for _ in 0..100 {
+        if let Ok((served, response)) =
+            crate::tls::try_tls_get(&pki, addr, "www.custom.test", "/").await
+        {
+            if response.starts_with("HTTP/1.1 200") {
+                assert_eq!(served, custom_der);
+                served_custom = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        served_custom,
+        "nginx never served www.custom.test with its certificate"
+    );
+    let (served, response) = crate::tls::tls_get(&pki, addr, "go.example.test", "/").await;
+    assert_eq!(served, platform_der);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let reply = echoed(response.split("\r\n\r\n").nth(1).unwrap());
+    assert_eq!(seen_header(&reply, "x-forwarded-proto").unwrap(), "https");
+    let key_file = std::fs::read_dir(dir.path().join("certs"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "key"))
+        .unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(key_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    router.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn nginx_passes_the_router_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let (router, _port) = nginx_router(dir.path()).await;

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-struct Pki {
+pub struct Pki {
     ca: rcgen::Certificate,
     ca_key: KeyPair,
 }
 
 impl Pki {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca_key = KeyPair::generate().unwrap();
@@ -26,7 +26,7 @@ impl Pki {
     }
 
     /// A leaf certificate for `names`, signed by the CA: (PEM pair, certificate DER).
-    fn leaf(&self, names: &[&str]) -> (CertificatePair, Vec<u8>) {
+    pub fn leaf(&self, names: &[&str]) -> (CertificatePair, Vec<u8>) {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let params = CertificateParams::new(names).unwrap();
         let key = KeyPair::generate().unwrap();
@@ -53,23 +53,32 @@ impl Pki {
 
 /// Connects with SNI `name` (verifying against the CA), sends a GET, returns the certificate
 /// served and the response text.
-async fn tls_get(pki: &Pki, addr: SocketAddr, name: &str, path: &str) -> (Vec<u8>, String) {
-    let connector = tokio_rustls::TlsConnector::from(pki.client_config());
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let server_name = ServerName::try_from(name.to_string()).unwrap();
-    let mut tls = connector
-        .connect(server_name, stream)
+pub async fn tls_get(pki: &Pki, addr: SocketAddr, name: &str, path: &str) -> (Vec<u8>, String) {
+    try_tls_get(pki, addr, name, path)
         .await
-        .expect("TLS handshake");
+        .expect("TLS handshake")
+}
+
+/// [`tls_get`] that returns a failed handshake as an error.
+pub async fn try_tls_get(
+    pki: &Pki,
+    addr: SocketAddr,
+    name: &str,
+    path: &str,
+) -> std::io::Result<(Vec<u8>, String)> {
+    let connector = tokio_rustls::TlsConnector::from(pki.client_config());
+    let stream = TcpStream::connect(addr).await?;
+    let server_name = ServerName::try_from(name.to_string()).unwrap();
+    let mut tls = connector.connect(server_name, stream).await?;
     let served: CertificateDer<'static> = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
     let request = format!("GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
-    (
+    Ok((
         served.to_vec(),
         String::from_utf8_lossy(&response).to_string(),
-    )
+    ))
 }
 
 #[tokio::test]
