@@ -26,6 +26,26 @@ pub(crate) async fn tcp_probe(port: u16, timeout: Duration) -> Probe {
     }
 }
 
+/// Like [`tcp_probe`] for a port published through a proxy (Docker's userland proxy
+/// accepts every connection and closes it at once when nothing listens behind it): the
+/// connection must also stay open, or bring data, for a moment.
+#[cfg_attr(not(feature = "docker"), allow(dead_code))]
+pub(crate) async fn proxied_tcp_probe(port: u16, timeout: Duration) -> Probe {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(("127.0.0.1", port))).await
+    {
+        Ok(Ok(stream)) => stream,
+        _ => return tcp_probe(port, timeout).await,
+    };
+    let mut stream = stream;
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(Duration::from_millis(300), stream.read(&mut byte)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => Probe::Unhealthy(format!(
+            "127.0.0.1:{port} closes connections at once: nothing listens behind it"
+        )),
+        Ok(Ok(_)) | Err(_) => Probe::Healthy,
+    }
+}
+
 /// Whether `GET <path>` on `127.0.0.1:port` answers 200 within `timeout`, over a minimal
 /// HTTP/1.0 exchange (only the status line is read).
 pub(crate) async fn http_probe(port: u16, path: &str, timeout: Duration) -> Probe {
@@ -118,6 +138,32 @@ mod tests {
             Probe::Unhealthy(why) => assert!(why.contains("404"), "{why}"),
             Probe::Healthy => panic!("a 404 is not healthy"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_port_that_hangs_up_at_once_is_unhealthy_through_a_proxy() {
+        let hangs_up = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = hangs_up.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = hangs_up.accept().await {
+                drop(stream);
+            }
+        });
+        assert!(matches!(
+            proxied_tcp_probe(port, Duration::from_secs(1)).await,
+            Probe::Unhealthy(_)
+        ));
+        let waits = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = waits.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (_stream, _) = waits.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        });
+        assert_eq!(
+            proxied_tcp_probe(port, Duration::from_secs(1)).await,
+            Probe::Healthy
+        );
+        server.abort();
     }
 
     #[tokio::test]

@@ -24,7 +24,6 @@
 
 mod artifact;
 mod cgroup;
-mod health;
 mod process;
 mod run;
 mod supervisor;
@@ -32,15 +31,14 @@ mod supervisor;
 pub use cgroup::LimitEnforcement;
 
 use crate::log_sink::{LogSink, TracingLogSink};
+use crate::plan::{check_name, check_spec as check_spec_common, plan, Slot};
 use cgroup::Cgroups;
 use deis_core::error::{Error, Result};
 use deis_core::model::{is_routable_type, Instance, InstanceState};
 use deis_core::scheduler::{
     AppSpec, InstanceEvent, InstanceSelector, RunOutcome, RunRequest, Scheduler,
 };
-use deis_core::ValidationError;
 use futures::stream::BoxStream;
-use futures::StreamExt;
 use nix::sys::signal::Signal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -129,12 +127,6 @@ struct Handle {
     ctx: Arc<InstanceCtx>,
     commands: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
-}
-
-impl Handle {
-    fn release(&self) -> u64 {
-        self.ctx.spec.release
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -363,29 +355,10 @@ impl Drop for Inner {
     }
 }
 
-/// A name used in paths and cgroups must be a plain name.
-fn check_name(field: &str, value: &str) -> Result<()> {
-    let ok = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !value.starts_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid(ValidationError::new(
-            field,
-            "invalid",
-            format!("{value:?} is not a valid {field}: use letters, digits, '-' and '_'"),
-        )))
-    }
-}
-
+/// The local scheduler runs Procfile entries only.
 fn check_spec(spec: &AppSpec) -> Result<()> {
-    check_name("app", &spec.app)?;
+    check_spec_common(spec)?;
     for (process_type, count) in &spec.formation {
-        check_name("type", process_type)?;
         if *count > 0 && !spec.processes.contains_key(process_type) {
             return Err(Error::precondition(format!(
                 "{} has no command for process type {process_type}: the local scheduler \
@@ -394,67 +367,7 @@ fn check_spec(spec: &AppSpec) -> Result<()> {
             )));
         }
     }
-    if let Some(check) = &spec.healthcheck {
-        if !check.url.starts_with('/') || check.url.chars().any(|c| c.is_whitespace()) {
-            return Err(Error::Invalid(ValidationError::new(
-                "HEALTHCHECK_URL",
-                "invalid",
-                "the health check URL must be a path starting with '/' without spaces",
-            )));
-        }
-    }
     Ok(())
-}
-
-/// What one `apply` does.
-#[derive(Default)]
-struct Plan {
-    /// New instances to start: (type, num).
-    start: Vec<(String, u32)>,
-    /// Instances to stop once every new one is healthy.
-    retire: Vec<Arc<Handle>>,
-}
-
-fn plan(spec: &AppSpec, current: &[Arc<Handle>]) -> Plan {
-    let mut plan = Plan::default();
-    let mut by_type: BTreeMap<&str, Vec<&Arc<Handle>>> = BTreeMap::new();
-    for handle in current {
-        by_type
-            .entry(handle.ctx.spec.process_type.as_str())
-            .or_default()
-            .push(handle);
-    }
-    // Numbers that stay in use, per type: kept as they are or replaced under the same number.
-    let mut slots: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for (process_type, handles) in &mut by_type {
-        handles.sort_by_key(|h| h.ctx.spec.num);
-        let wanted = spec.formation.get(*process_type).copied().unwrap_or(0) as usize;
-        for (index, handle) in handles.iter().enumerate() {
-            if index >= wanted {
-                // Scale-down: the highest numbers go first.
-                plan.retire.push((*handle).clone());
-                continue;
-            }
-            let num = handle.ctx.spec.num;
-            slots.entry(process_type).or_default().push(num);
-            if handle.release() != spec.release {
-                plan.start.push((process_type.to_string(), num));
-                plan.retire.push((*handle).clone());
-            }
-        }
-    }
-    for (process_type, wanted) in &spec.formation {
-        let used = slots
-            .get(process_type.as_str())
-            .cloned()
-            .unwrap_or_default();
-        let highest = used.iter().copied().max().unwrap_or(0);
-        let missing = (*wanted as usize).saturating_sub(used.len());
-        for num in (highest + 1..).take(missing) {
-            plan.start.push((process_type.clone(), num));
-        }
-    }
-    plan
 }
 
 #[async_trait::async_trait]
@@ -474,7 +387,16 @@ impl Scheduler for LocalScheduler {
             None
         };
         let current = self.handles(&spec.app);
-        let plan = plan(spec, &current);
+        let slots: Vec<Slot> = current
+            .iter()
+            .map(|h| Slot {
+                process_type: h.ctx.spec.process_type.clone(),
+                num: h.ctx.spec.num,
+                release: h.ctx.spec.release,
+            })
+            .collect();
+        let plan = plan(spec, &slots);
+        let retire: Vec<Arc<Handle>> = plan.retire.iter().map(|i| current[*i].clone()).collect();
         let mut started = Vec::new();
         if let Some(dir) = dir {
             for (process_type, num) in &plan.start {
@@ -530,7 +452,7 @@ impl Scheduler for LocalScheduler {
             );
             return Err(Error::precondition(message));
         }
-        self.stop_all(&plan.retire).await;
+        self.stop_all(&retire).await;
         Ok(self.sorted_instances(&spec.app))
     }
 
@@ -588,16 +510,6 @@ impl Scheduler for LocalScheduler {
     }
 
     fn events(&self) -> BoxStream<'static, InstanceEvent> {
-        let receiver = self.inner.events.subscribe();
-        futures::stream::unfold(receiver, |mut receiver| async move {
-            loop {
-                match receiver.recv().await {
-                    Ok(event) => return Some((event, receiver)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        })
-        .boxed()
+        crate::events::stream(&self.inner.events)
     }
 }

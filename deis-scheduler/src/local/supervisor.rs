@@ -2,9 +2,9 @@
 //! exponential backoff when it crashes, and stops it gracefully on request.
 
 use super::cgroup::{Cgroups, LimitEnforcement};
-use super::health::{http_probe, tcp_probe, Probe};
 use super::process::{describe_exit, pump_lines, shell, signal_group};
 use super::LocalConfig;
+use crate::health::{http_probe, tcp_probe, Probe};
 use crate::log_sink::{LogSink, SCHEDULER_SOURCE};
 use deis_core::model::{Healthcheck, Instance, InstanceState};
 use deis_core::scheduler::{InstanceEvent, ProcessLimits};
@@ -18,7 +18,7 @@ use tokio::process::Child;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// What an instance runs: fixed for its whole life.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct InstanceSpec {
     pub(crate) app: String,
     pub(crate) process_type: String,
@@ -30,6 +30,24 @@ pub(crate) struct InstanceSpec {
     pub(crate) port: Option<u16>,
     pub(crate) healthcheck: Option<Healthcheck>,
     pub(crate) limits: ProcessLimits,
+}
+
+impl std::fmt::Debug for InstanceSpec {
+    /// Config values may be secrets: only their names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceSpec")
+            .field("app", &self.app)
+            .field("process_type", &self.process_type)
+            .field("num", &self.num)
+            .field("release", &self.release)
+            .field("command", &self.command)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("dir", &self.dir)
+            .field("port", &self.port)
+            .field("healthcheck", &self.healthcheck)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl InstanceSpec {

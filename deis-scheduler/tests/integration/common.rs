@@ -151,3 +151,9 @@ pub async fn states(scheduler: &LocalScheduler, app: &str) -> Vec<(String, u64, 
         .map(|i| (i.short_name(), i.release, i.state))
         .collect()
 }
+
+/// Whether every process of group `pgid` is gone within a second (a killed process takes a
+/// moment to die).
+pub async fn group_gone(pgid: u32) -> bool {
+    eventually(Duration::from_secs(1), || async { !group_alive(pgid) }).await
+}

@@ -1,4 +1,4 @@
-use crate::common::{eventually, group_alive, http_status, states, Fixture, WEB};
+use crate::common::{eventually, group_alive, group_gone, http_status, states, Fixture, WEB};
 use deis_core::conformance::scheduler::{run_all, SchedulerFixture};
 use deis_core::error::Error;
 use deis_core::model::{Healthcheck, InstanceState};
@@ -131,7 +131,7 @@ async fn stop_sends_sigterm_to_the_group_then_sigkill_after_the_grace() {
     })
     .await;
     assert!(got_term, "the trap saw SIGTERM: {:?}", fixture.sink.lines());
-    assert!(!group_alive(polite));
+    assert!(group_gone(polite).await);
 
     let started = Instant::now();
     fixture.scheduler.remove("stops").await.unwrap();
@@ -139,7 +139,7 @@ async fn stop_sends_sigterm_to_the_group_then_sigkill_after_the_grace() {
         started.elapsed() >= Duration::from_millis(700),
         "the grace is waited"
     );
-    assert!(!group_alive(stubborn), "SIGKILL took the whole group");
+    assert!(group_gone(stubborn).await, "SIGKILL took the whole group");
     assert!(fixture
         .sink
         .lines_of("stops")
@@ -438,7 +438,7 @@ async fn processes_die_with_the_scheduler_and_come_back_on_apply() {
     } = fixture;
     drop(scheduler);
     assert!(
-        !group_alive(web) && !group_alive(worker),
+        group_gone(web).await && group_gone(worker).await,
         "dropping the scheduler kills every group"
     );
 
@@ -454,7 +454,7 @@ async fn processes_die_with_the_scheduler_and_come_back_on_apply() {
     assert_eq!(http_status(&endpoint, "/index.html").await, Some(200));
     let worker = restarted.pid("phoenix", "worker", 1).unwrap();
     restarted.shutdown().await;
-    assert!(!group_alive(worker), "shutdown stops every group");
+    assert!(group_gone(worker).await, "shutdown stops every group");
     assert!(restarted.instances("phoenix").await.unwrap().is_empty());
 }
 
@@ -477,6 +477,19 @@ async fn scale_down_stops_the_highest_numbers() {
     assert_eq!(after.len(), 1);
     assert_eq!(after[0].num, 1);
     assert!(group_alive(pids[0]));
-    assert!(!group_alive(pids[1]) && !group_alive(pids[2]));
+    assert!(group_gone(pids[1]).await && group_gone(pids[2]).await);
+    fixture.scheduler.shutdown().await;
+}
+
+#[tokio::test]
+async fn debug_output_never_shows_config_values() {
+    let fixture = Fixture::new();
+    let mut spec = fixture.spec("secretive", 1, &[("worker", 1)]);
+    spec.env
+        .insert("DATABASE_PASSWORD".into(), "hunter2-very-secret".into());
+    fixture.scheduler.apply(&spec).await.unwrap();
+    let debug = format!("{:?}", fixture.scheduler);
+    assert!(debug.contains("DATABASE_PASSWORD"), "names are fine");
+    assert!(!debug.contains("hunter2-very-secret"), "{debug}");
     fixture.scheduler.shutdown().await;
 }

@@ -1,0 +1,307 @@
+//! Thin helpers over the Docker Engine API (bollard): container bodies, listing, stopping,
+//! logs, and the mapping of bollard errors into `deis_core::Error`.
+
+use super::DockerConfig;
+use crate::log_sink::LogSink;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use deis_core::error::{Error, Kind};
+use deis_core::model::InstanceState;
+use deis_core::scheduler::ProcessLimits;
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Labels every managed container carries.
+pub(crate) const LABEL_OWNER: &str = "io.deis.owner";
+pub(crate) const LABEL_APP: &str = "io.deis.app";
+pub(crate) const LABEL_RELEASE: &str = "io.deis.release";
+pub(crate) const LABEL_TYPE: &str = "io.deis.type";
+pub(crate) const LABEL_NUM: &str = "io.deis.num";
+
+/// Maps a bollard error into the shared error type.
+pub(crate) fn map_err(error: BollardError) -> Error {
+    match error {
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => Error::not_found(Kind::Instance, message),
+        BollardError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => Error::precondition(message),
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } if status_code >= 500 => Error::Unavailable {
+            backend: "docker",
+            message: format!("{status_code}: {message}"),
+        },
+        BollardError::IOError { err } => Error::Unavailable {
+            backend: "docker",
+            message: err.to_string(),
+        },
+        BollardError::HyperResponseError { err } => Error::Unavailable {
+            backend: "docker",
+            message: err.to_string(),
+        },
+        BollardError::RequestTimeoutError => Error::Unavailable {
+            backend: "docker",
+            message: "the Docker Engine did not answer in time".into(),
+        },
+        other => Error::backend("docker", other.to_string()),
+    }
+}
+
+/// One managed container, as listed.
+#[derive(Debug, Clone)]
+pub(crate) struct Listed {
+    pub(crate) name: String,
+    pub(crate) process_type: String,
+    pub(crate) num: u32,
+    pub(crate) release: u64,
+    pub(crate) state: InstanceState,
+    pub(crate) host_port: Option<u16>,
+}
+
+/// Every container of `app` (or of every app) that `config.owner` manages.
+pub(crate) async fn list(
+    docker: &Docker,
+    config: &DockerConfig,
+    app: Option<&str>,
+) -> Result<Vec<Listed>, Error> {
+    let mut labels = vec![format!("{LABEL_OWNER}={}", config.owner)];
+    if let Some(app) = app {
+        labels.push(format!("{LABEL_APP}={app}"));
+    }
+    let filters = HashMap::from([("label".to_string(), labels)]);
+    let options = ListContainersOptionsBuilder::new()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .map_err(map_err)?;
+    Ok(containers
+        .into_iter()
+        .filter_map(|c| listed(c, config.container_port))
+        .collect())
+}
+
+fn listed(container: ContainerSummary, container_port: u16) -> Option<Listed> {
+    let labels = container.labels.unwrap_or_default();
+    let name = container
+        .names
+        .unwrap_or_default()
+        .into_iter()
+        .next()?
+        .trim_start_matches('/')
+        .to_string();
+    let state = match container.state {
+        Some(ContainerSummaryStateEnum::RUNNING) => InstanceState::Up,
+        Some(ContainerSummaryStateEnum::CREATED) => InstanceState::Created,
+        Some(ContainerSummaryStateEnum::RESTARTING)
+        | Some(ContainerSummaryStateEnum::EXITED)
+        | Some(ContainerSummaryStateEnum::DEAD) => InstanceState::Crashed,
+        Some(_) => InstanceState::Down,
+        None => InstanceState::Error,
+    };
+    let host_port = container
+        .ports
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| p.private_port == container_port && p.public_port.is_some())
+        .and_then(|p| p.public_port);
+    Some(Listed {
+        name,
+        process_type: labels.get(LABEL_TYPE)?.clone(),
+        num: labels.get(LABEL_NUM)?.parse().ok()?,
+        release: labels.get(LABEL_RELEASE)?.parse().ok()?,
+        state,
+        host_port,
+    })
+}
+
+/// What a new container is made of.
+pub(crate) struct NewContainer<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) app: &'a str,
+    pub(crate) process_type: &'a str,
+    pub(crate) num: u32,
+    pub(crate) release: u64,
+    pub(crate) image: &'a str,
+    /// The shell command, or `None` for the image's own command.
+    pub(crate) command: Option<String>,
+    pub(crate) env: &'a BTreeMap<String, String>,
+    pub(crate) limits: &'a ProcessLimits,
+    /// Publish the container port on the host (routable types).
+    pub(crate) publish: bool,
+    /// Restart on failure (instances) or never (one-off runs).
+    pub(crate) restart: bool,
+}
+
+/// Creates a container (not started); one left over under the same name is removed first.
+pub(crate) async fn create(
+    docker: &Docker,
+    config: &DockerConfig,
+    new: NewContainer<'_>,
+) -> Result<(), Error> {
+    let mut env: Vec<String> = new.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let port_key = format!("{}/tcp", config.container_port);
+    let mut host_config = HostConfig {
+        memory: new.limits.memory_bytes.and_then(|b| i64::try_from(b).ok()),
+        cpu_shares: new.limits.cpu_shares.map(i64::from),
+        init: config.init.then_some(true),
+        restart_policy: Some(RestartPolicy {
+            name: Some(if new.restart {
+                RestartPolicyNameEnum::ON_FAILURE
+            } else {
+                RestartPolicyNameEnum::NO
+            }),
+            maximum_retry_count: None,
+        }),
+        ..Default::default()
+    };
+    let mut exposed = None;
+    if new.publish {
+        env.push(format!("PORT={}", config.container_port));
+        exposed = Some(vec![port_key.clone()]);
+        host_config.port_bindings = Some(HashMap::from([(
+            port_key,
+            Some(vec![PortBinding {
+                host_ip: Some(config.bind_ip.clone()),
+                host_port: Some(String::new()),
+            }]),
+        )]));
+    }
+    let labels = HashMap::from([
+        (LABEL_OWNER.to_string(), config.owner.clone()),
+        (LABEL_APP.to_string(), new.app.to_string()),
+        (LABEL_RELEASE.to_string(), new.release.to_string()),
+        (LABEL_TYPE.to_string(), new.process_type.to_string()),
+        (LABEL_NUM.to_string(), new.num.to_string()),
+    ]);
+    let body = ContainerCreateBody {
+        image: Some(new.image.to_string()),
+        cmd: new
+            .command
+            .map(|c| vec!["/bin/sh".to_string(), "-c".to_string(), c]),
+        env: Some(env),
+        labels: Some(labels),
+        exposed_ports: exposed,
+        host_config: Some(host_config),
+        ..Default::default()
+    };
+    remove(docker, new.name).await?;
+    let options = CreateContainerOptionsBuilder::new().name(new.name).build();
+    docker
+        .create_container(Some(options), body)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Stops a container gracefully (SIGTERM, then SIGKILL after `grace`); a gone one is fine.
+pub(crate) async fn stop(
+    docker: &Docker,
+    name: &str,
+    grace: std::time::Duration,
+) -> Result<(), Error> {
+    let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+    let options = StopContainerOptionsBuilder::new().t(seconds).build();
+    match docker.stop_container(name, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(BollardError::DockerResponseServerError {
+            status_code: 304 | 404,
+            ..
+        }) => Ok(()),
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+/// Removes a container at once (forced); a gone one is fine.
+pub(crate) async fn remove(docker: &Docker, name: &str) -> Result<(), Error> {
+    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+    match docker.remove_container(name, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(BollardError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        // "removal already in progress"
+        Err(BollardError::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(()),
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+/// The host port a running container's `container_port` is published on.
+pub(crate) async fn host_port(docker: &Docker, name: &str, container_port: u16) -> Option<u16> {
+    let inspect = docker.inspect_container(name, None).await.ok()?;
+    let ports = inspect.network_settings?.ports?;
+    let bindings = ports.get(&format!("{container_port}/tcp"))?.as_ref()?;
+    bindings
+        .iter()
+        .find_map(|b| b.host_port.as_ref()?.parse().ok())
+}
+
+/// Whether a container is running now.
+pub(crate) async fn running(docker: &Docker, name: &str) -> bool {
+    docker
+        .inspect_container(name, None)
+        .await
+        .ok()
+        .and_then(|i| i.state?.running)
+        .unwrap_or(false)
+}
+
+/// Follows a container's output line by line into `sink` until it stops: all of it for a
+/// new container, from now on for a restarted one.
+pub(crate) fn follow_logs(
+    docker: Docker,
+    sink: Arc<dyn LogSink>,
+    container: String,
+    app: String,
+    source: String,
+    from_start: bool,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let since = if from_start {
+            0
+        } else {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i32::try_from(d.as_secs()).unwrap_or(0))
+                .unwrap_or(0)
+        };
+        let options = LogsOptionsBuilder::new()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .since(since)
+            .build();
+        let mut stream = docker.logs(&container, Some(options));
+        let mut partial: BTreeMap<bool, String> = BTreeMap::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            let is_err = matches!(chunk, bollard::container::LogOutput::StdErr { .. });
+            let buffer = partial.entry(is_err).or_default();
+            buffer.push_str(&String::from_utf8_lossy(chunk.as_ref()));
+            while let Some(end) = buffer.find('\n') {
+                let line: String = buffer.drain(..=end).collect();
+                sink.line(&app, &source, line.trim_end_matches(['\n', '\r']));
+            }
+        }
+        for rest in partial.values().filter(|r| !r.is_empty()) {
+            sink.line(&app, &source, rest);
+        }
+    })
+}

@@ -1,0 +1,802 @@
+//! The Docker scheduler (feature `docker`): every instance is a container on one Docker
+//! Engine, reached through its unix socket with bollard.
+//!
+//! - Containers are named `<app>_v<N>.<type>.<num>` as Deis named them and labelled
+//!   `io.deis.{owner,app,release,type,num}`; the engine holds the state, so a restarted
+//!   platform finds its containers again and `apply` of the current release changes nothing.
+//! - Routable types (`web`, `cmd`) get `PORT` (5000 by default) published on 127.0.0.1 at a
+//!   port the engine picks, which is the instance's endpoint.
+//! - A type with a Procfile entry runs `/bin/sh -c '<command>'`; one without runs the image's
+//!   own command (as Deis did for `cmd`).
+//! - Memory and CPU shares are container limits; the restart policy is `on-failure`.
+//! - Rollouts are health-gated exactly as in the local scheduler: new containers must become
+//!   healthy (published port accepts connections, or `GET <HEALTHCHECK_URL>` answers 200;
+//!   other types: still running after `settle`) before old and surplus ones are withdrawn
+//!   (`down`), stopped (SIGTERM, SIGKILL after the grace) and removed. A failed rollout
+//!   removes the new containers and leaves the old ones running.
+//! - A monitor follows the engine's events: a container that dies shows `crashed` at once
+//!   (the publisher withdraws it); when the restart policy brings it back it is `up` again
+//!   once healthy.
+//! - Output of every container goes to the [`LogSink`] tagged `<app>[<type>.<num>]`.
+//! - Images are never pulled: an image missing on the engine is a clear error.
+
+mod engine;
+
+use crate::health::{http_probe, proxied_tcp_probe, Probe};
+use crate::log_sink::{LogSink, TracingLogSink};
+use crate::plan::{check_name, check_spec, plan, Slot};
+use bollard::query_parameters::{
+    EventsOptions, LogsOptionsBuilder, RestartContainerOptionsBuilder,
+};
+use bollard::Docker;
+use deis_core::error::{Error, Result};
+use deis_core::model::{is_routable_type, Healthcheck, Instance, InstanceState};
+use deis_core::scheduler::{
+    AppSpec, Artifact, InstanceEvent, InstanceSelector, RunOutcome, RunRequest, Scheduler,
+};
+use engine::{map_err, Listed, NewContainer};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+/// The process type of one-off run containers.
+const RUN_TYPE: &str = "run";
+
+/// Settings of the Docker scheduler.
+#[derive(Debug, Clone)]
+pub struct DockerConfig {
+    /// The engine's unix socket.
+    pub socket: String,
+    /// The value of the `io.deis.owner` label: this scheduler only sees and touches
+    /// containers carrying it.
+    pub owner: String,
+    /// Time between SIGTERM and SIGKILL when stopping a container.
+    pub stop_grace: Duration,
+    /// Time between withdrawing a container (`down`) and stopping it.
+    pub drain_delay: Duration,
+    /// How long a container without a port must keep running to count as healthy.
+    pub settle: Duration,
+    /// Added to a health check's initial delay and timeout to give a new container's
+    /// deadline; without a health check the deadline is this (plus `settle` for workers).
+    pub health_grace: Duration,
+    /// How long a one-off run may take.
+    pub run_timeout: Duration,
+    /// The most output a one-off run returns.
+    pub run_output_limit: usize,
+    /// The port routable containers listen on (`PORT`).
+    pub container_port: u16,
+    /// The host address container ports are published on.
+    pub bind_ip: String,
+    /// Run Docker's init as PID 1, so SIGTERM reaches the app (a shell or server as PID 1
+    /// ignores it, and every stop would wait the whole grace).
+    pub init: bool,
+}
+
+impl Default for DockerConfig {
+    /// `/var/run/docker.sock`, owner `deis`, 10 s stop grace, 100 ms drain, 1 s settle, 10 s
+    /// health grace (images start slower than processes), 20 min runs, port 5000 on
+    /// 127.0.0.1, Docker's init as PID 1.
+    fn default() -> Self {
+        DockerConfig {
+            socket: "/var/run/docker.sock".into(),
+            owner: "deis".into(),
+            stop_grace: Duration::from_secs(10),
+            drain_delay: Duration::from_millis(100),
+            settle: Duration::from_secs(1),
+            health_grace: Duration::from_secs(20),
+            run_timeout: Duration::from_secs(1200),
+            run_output_limit: 1 << 20,
+            container_port: 5000,
+            bind_ip: "127.0.0.1".into(),
+            init: true,
+        }
+    }
+}
+
+/// The Docker scheduler. Cheap to clone; every clone drives the same engine.
+#[derive(Debug, Clone)]
+pub struct DockerScheduler {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    app_locks: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    monitor: JoinHandle<()>,
+}
+
+/// What the scheduler shares with its monitor task.
+#[derive(Debug)]
+struct Shared {
+    docker: Docker,
+    config: DockerConfig,
+    sink: Arc<dyn LogSink>,
+    events: broadcast::Sender<InstanceEvent>,
+    /// States the engine cannot tell: starting (not yet healthy) and draining containers.
+    overrides: Mutex<HashMap<String, InstanceState>>,
+    /// Log followers by container name.
+    logs: Mutex<HashMap<String, JoinHandle<()>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Containers outlive the scheduler by design (the engine keeps them running); the
+        // background tasks do not.
+        self.monitor.abort();
+        for (_, follower) in lock(&self.shared.logs).drain() {
+            follower.abort();
+        }
+    }
+}
+
+/// One container the scheduler acts on.
+#[derive(Debug, Clone)]
+struct Target {
+    name: String,
+    app: String,
+    process_type: String,
+    num: u32,
+    release: u64,
+}
+
+impl Target {
+    fn of(app: &str, listed: &Listed) -> Target {
+        Target {
+            name: listed.name.clone(),
+            app: app.to_string(),
+            process_type: listed.process_type.clone(),
+            num: listed.num,
+            release: listed.release,
+        }
+    }
+
+    fn short_name(&self) -> String {
+        format!("{}.{}", self.process_type, self.num)
+    }
+}
+
+impl DockerScheduler {
+    /// Connects to the engine in `config` and logs container output through `tracing`.
+    pub async fn connect(config: DockerConfig) -> Result<Self> {
+        Self::connect_with_sink(config, Arc::new(TracingLogSink)).await
+    }
+
+    /// Connects to the engine in `config`; container output goes to `sink`.
+    pub async fn connect_with_sink(config: DockerConfig, sink: Arc<dyn LogSink>) -> Result<Self> {
+        let docker = Docker::connect_with_unix(&config.socket, 120, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| Error::Unavailable {
+                backend: "docker",
+                message: format!("cannot reach the Docker Engine at {}: {e}", config.socket),
+            })?
+            .negotiate_version()
+            .await
+            .map_err(map_err)?;
+        docker.ping().await.map_err(map_err)?;
+        let (events, _) = broadcast::channel(4096);
+        let shared = Arc::new(Shared {
+            docker,
+            config,
+            sink,
+            events,
+            overrides: Mutex::new(HashMap::new()),
+            logs: Mutex::new(HashMap::new()),
+        });
+        let monitor = tokio::spawn(monitor(shared.clone()));
+        Ok(DockerScheduler {
+            inner: Arc::new(Inner {
+                shared,
+                app_locks: Mutex::new(BTreeMap::new()),
+                monitor,
+            }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.inner.app_locks)
+            .entry(app.to_string())
+            .or_default()
+            .clone()
+    }
+
+    async fn listed(&self, app: &str) -> Result<Vec<Listed>> {
+        engine::list(&self.shared().docker, &self.shared().config, Some(app)).await
+    }
+
+    /// Creates and starts one container, follows its logs and reports it `starting`.
+    async fn start(&self, spec: &AppSpec, image: &str, target: &Target) -> Result<()> {
+        let shared = self.shared();
+        engine::create(
+            &shared.docker,
+            &shared.config,
+            NewContainer {
+                name: &target.name,
+                app: &spec.app,
+                process_type: &target.process_type,
+                num: target.num,
+                release: spec.release,
+                image,
+                command: spec.processes.get(&target.process_type).cloned(),
+                env: &spec.env,
+                limits: &spec
+                    .limits
+                    .get(&target.process_type)
+                    .cloned()
+                    .unwrap_or_default(),
+                publish: is_routable_type(&target.process_type),
+                restart: true,
+            },
+        )
+        .await?;
+        shared.set_override(&target.name, InstanceState::Starting);
+        shared
+            .docker
+            .start_container(&target.name, None)
+            .await
+            .map_err(map_err)?;
+        shared.follow(target, true);
+        shared.emit(target, InstanceState::Starting, None, None);
+        Ok(())
+    }
+
+    /// Withdraws, stops and removes containers, all at once.
+    async fn retire(&self, targets: &[(Target, InstanceState)]) {
+        let shared = self.shared();
+        let stops = targets.iter().map(|(target, state)| async move {
+            shared.set_override(&target.name, InstanceState::Down);
+            if target.process_type != RUN_TYPE {
+                shared.emit(target, InstanceState::Down, Some(*state), None);
+            }
+            if !shared.config.drain_delay.is_zero() {
+                tokio::time::sleep(shared.config.drain_delay).await;
+            }
+            if let Err(e) =
+                engine::stop(&shared.docker, &target.name, shared.config.stop_grace).await
+            {
+                tracing::warn!("stopping {}: {e}", target.name);
+            }
+            if let Err(e) = engine::remove(&shared.docker, &target.name).await {
+                tracing::warn!("removing {}: {e}", target.name);
+            }
+            if let Some(follower) = lock(&shared.logs).remove(&target.name) {
+                follower.abort();
+            }
+            lock(&shared.overrides).remove(&target.name);
+            if target.process_type != RUN_TYPE {
+                shared.emit(
+                    target,
+                    InstanceState::Destroyed,
+                    Some(InstanceState::Down),
+                    None,
+                );
+            }
+        });
+        futures::future::join_all(stops).await;
+    }
+
+    async fn instances_of(&self, app: &str) -> Result<Vec<Instance>> {
+        let shared = self.shared();
+        let overrides = lock(&shared.overrides).clone();
+        let mut instances: Vec<Instance> = self
+            .listed(app)
+            .await?
+            .into_iter()
+            .filter(|l| l.process_type != RUN_TYPE)
+            .map(|l| Instance {
+                app: app.to_string(),
+                process_type: l.process_type.clone(),
+                num: l.num,
+                release: l.release,
+                state: overrides.get(&l.name).copied().unwrap_or(l.state),
+                endpoint: l
+                    .host_port
+                    .map(|p| format!("{}:{p}", shared.config.bind_ip)),
+            })
+            .collect();
+        instances.sort_by(|a, b| {
+            (&a.process_type, a.num, a.release).cmp(&(&b.process_type, b.num, b.release))
+        });
+        Ok(instances)
+    }
+}
+
+impl Shared {
+    fn set_override(&self, name: &str, state: InstanceState) {
+        lock(&self.overrides).insert(name.to_string(), state);
+    }
+
+    fn emit(
+        &self,
+        target: &Target,
+        state: InstanceState,
+        previous: Option<InstanceState>,
+        port: Option<u16>,
+    ) {
+        let _ = self.events.send(InstanceEvent {
+            instance: Instance {
+                app: target.app.clone(),
+                process_type: target.process_type.clone(),
+                num: target.num,
+                release: target.release,
+                state,
+                endpoint: port.map(|p| format!("{}:{p}", self.config.bind_ip)),
+            },
+            previous,
+        });
+    }
+
+    fn follow(&self, target: &Target, from_start: bool) {
+        let follower = engine::follow_logs(
+            self.docker.clone(),
+            self.sink.clone(),
+            target.name.clone(),
+            target.app.clone(),
+            target.short_name(),
+            from_start,
+        );
+        if let Some(old) = lock(&self.logs).insert(target.name.clone(), follower) {
+            old.abort();
+        }
+    }
+
+    fn deadline(&self, target: &Target, check: Option<&Healthcheck>) -> Duration {
+        match (is_routable_type(&target.process_type), check) {
+            (true, Some(check)) => {
+                Duration::from_secs(check.initial_delay_secs + check.timeout_secs.max(1))
+                    + self.config.health_grace
+            }
+            (true, None) => self.config.health_grace,
+            (false, _) => self.config.settle + self.config.health_grace,
+        }
+    }
+
+    /// Waits until the container is healthy; returns its host port (routable types), or why
+    /// it missed its deadline.
+    async fn wait_healthy(
+        &self,
+        target: &Target,
+        check: Option<&Healthcheck>,
+    ) -> std::result::Result<Option<u16>, String> {
+        let deadline = self.deadline(target, check);
+        let mut problem = String::from("it never started");
+        let waiting = async {
+            if !is_routable_type(&target.process_type) {
+                loop {
+                    tokio::time::sleep(self.config.settle).await;
+                    if engine::running(&self.docker, &target.name).await {
+                        return None;
+                    }
+                    problem = "it keeps exiting".into();
+                }
+            }
+            if let Some(check) = check {
+                tokio::time::sleep(Duration::from_secs(check.initial_delay_secs)).await;
+            }
+            let mut pause = Duration::from_millis(50);
+            loop {
+                match engine::host_port(&self.docker, &target.name, self.config.container_port)
+                    .await
+                {
+                    None => problem = "its port is not published (is it running?)".into(),
+                    Some(port) => {
+                        let probe = match check {
+                            Some(check) => {
+                                let timeout = Duration::from_secs(check.timeout_secs.max(1));
+                                http_probe(port, &check.url, timeout).await
+                            }
+                            None => proxied_tcp_probe(port, Duration::from_secs(1)).await,
+                        };
+                        match probe {
+                            Probe::Healthy => return Some(port),
+                            Probe::Unhealthy(why) => problem = why,
+                        }
+                    }
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+        };
+        match tokio::time::timeout(deadline, waiting).await {
+            Ok(port) => Ok(port),
+            Err(_) => Err(format!(
+                "{} did not become healthy within {deadline:?}: {problem}",
+                target.short_name()
+            )),
+        }
+    }
+}
+
+/// Follows the engine's container events: a managed container that dies is `crashed`; one
+/// the restart policy starts again is `up` once healthy. Containers the scheduler itself is
+/// starting or stopping are left alone.
+async fn monitor(shared: Arc<Shared>) {
+    loop {
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "label".to_string(),
+                vec![format!("{}={}", engine::LABEL_OWNER, shared.config.owner)],
+            ),
+            (
+                "event".to_string(),
+                vec!["die".to_string(), "start".to_string()],
+            ),
+        ]);
+        let options = EventsOptions {
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let mut events = shared.docker.events(Some(options));
+        while let Some(Ok(message)) = events.next().await {
+            let attributes = message.actor.and_then(|a| a.attributes).unwrap_or_default();
+            let Some(target) = target_of(&attributes) else {
+                continue;
+            };
+            if target.process_type == RUN_TYPE || lock(&shared.overrides).contains_key(&target.name)
+            {
+                continue;
+            }
+            match message.action.as_deref() {
+                Some("die") => {
+                    shared.emit(
+                        &target,
+                        InstanceState::Crashed,
+                        Some(InstanceState::Up),
+                        None,
+                    );
+                }
+                Some("start") => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        shared.follow(&target, false);
+                        shared.emit(
+                            &target,
+                            InstanceState::Starting,
+                            Some(InstanceState::Crashed),
+                            None,
+                        );
+                        // The health check of a restarted container uses the plain port check.
+                        if let Ok(port) = shared.wait_healthy(&target, None).await {
+                            shared.emit(
+                                &target,
+                                InstanceState::Up,
+                                Some(InstanceState::Starting),
+                                port,
+                            );
+                        }
+                    });
+                }
+                _ => {}
+            }
+        }
+        // The engine went away or the stream broke: try again shortly.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+fn target_of(attributes: &HashMap<String, String>) -> Option<Target> {
+    Some(Target {
+        name: attributes.get("name")?.clone(),
+        app: attributes.get(engine::LABEL_APP)?.clone(),
+        process_type: attributes.get(engine::LABEL_TYPE)?.clone(),
+        num: attributes.get(engine::LABEL_NUM)?.parse().ok()?,
+        release: attributes.get(engine::LABEL_RELEASE)?.parse().ok()?,
+    })
+}
+
+fn image_of(spec: &AppSpec) -> Result<&str> {
+    match &spec.artifact {
+        Artifact::Image { name } => Ok(name),
+        Artifact::None => Err(Error::precondition(format!(
+            "{} has no build to run; push code or deploy an image first",
+            spec.app
+        ))),
+        Artifact::Slug { location } => Err(Error::precondition(format!(
+            "the docker scheduler runs images, not slugs ({location}); use the local scheduler \
+             or build an image"
+        ))),
+    }
+}
+
+#[async_trait::async_trait]
+impl Scheduler for DockerScheduler {
+    fn backend(&self) -> &'static str {
+        "docker"
+    }
+
+    async fn apply(&self, spec: &AppSpec) -> Result<Vec<Instance>> {
+        check_spec(spec)?;
+        let app_lock = self.app_lock(&spec.app);
+        let _guard = app_lock.lock().await;
+        let shared = self.shared();
+        let wants_processes = spec.formation.values().any(|n| *n > 0);
+        let image = if wants_processes {
+            let image = image_of(spec)?;
+            if let Err(e) = shared.docker.inspect_image(image).await {
+                return Err(match map_err(e) {
+                    Error::NotFound { .. } => Error::precondition(format!(
+                        "image {image} is not on this Docker host (images are never pulled)"
+                    )),
+                    other => other,
+                });
+            }
+            Some(image)
+        } else {
+            None
+        };
+        let current: Vec<Listed> = self
+            .listed(&spec.app)
+            .await?
+            .into_iter()
+            .filter(|l| l.process_type != RUN_TYPE)
+            .collect();
+        let slots: Vec<Slot> = current
+            .iter()
+            .map(|l| Slot {
+                process_type: l.process_type.clone(),
+                num: l.num,
+                release: l.release,
+            })
+            .collect();
+        let plan = plan(spec, &slots);
+        let mut started: Vec<(Target, InstanceState)> = Vec::new();
+        if let Some(image) = image {
+            for (process_type, num) in &plan.start {
+                let target = Target {
+                    name: format!("{}_v{}.{process_type}.{num}", spec.app, spec.release),
+                    app: spec.app.clone(),
+                    process_type: process_type.clone(),
+                    num: *num,
+                    release: spec.release,
+                };
+                let result = self.start(spec, image, &target).await;
+                started.push((target, InstanceState::Starting));
+                if let Err(e) = result {
+                    self.retire(&started).await;
+                    return Err(e);
+                }
+            }
+        }
+        let check = spec.healthcheck.as_ref();
+        let waits = started
+            .iter()
+            .map(|(target, _)| shared.wait_healthy(target, check));
+        let results = futures::future::join_all(waits).await;
+        let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        if !failures.is_empty() {
+            let message = format!(
+                "release v{} of {} was rolled back, the previous instances keep running: {}",
+                spec.release,
+                spec.app,
+                failures
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            );
+            self.retire(&started).await;
+            shared.sink.line(
+                &spec.app,
+                crate::log_sink::SCHEDULER_SOURCE,
+                &format!("error: {message}"),
+            );
+            return Err(Error::precondition(message));
+        }
+        for ((target, _), port) in started.iter().zip(results) {
+            lock(&shared.overrides).remove(&target.name);
+            shared.emit(
+                target,
+                InstanceState::Up,
+                Some(InstanceState::Starting),
+                port.ok().flatten(),
+            );
+        }
+        let retire: Vec<(Target, InstanceState)> = plan
+            .retire
+            .iter()
+            .map(|i| (Target::of(&spec.app, &current[*i]), current[*i].state))
+            .collect();
+        self.retire(&retire).await;
+        self.instances_of(&spec.app).await
+    }
+
+    async fn instances(&self, app: &str) -> Result<Vec<Instance>> {
+        if check_name("app", app).is_err() {
+            return Ok(Vec::new());
+        }
+        self.instances_of(app).await
+    }
+
+    async fn restart(&self, app: &str, selector: &InstanceSelector) -> Result<Vec<Instance>> {
+        if check_name("app", app).is_err() {
+            return Ok(Vec::new());
+        }
+        let app_lock = self.app_lock(app);
+        let _guard = app_lock.lock().await;
+        let shared = self.shared();
+        let selected: Vec<Instance> = self
+            .instances_of(app)
+            .await?
+            .into_iter()
+            .filter(|i| selector.matches(i))
+            .collect();
+        let restarts = selected.iter().map(|instance| async move {
+            let target = Target {
+                name: instance.job_name(),
+                app: app.to_string(),
+                process_type: instance.process_type.clone(),
+                num: instance.num,
+                release: instance.release,
+            };
+            shared.set_override(&target.name, InstanceState::Down);
+            shared.emit(&target, InstanceState::Down, Some(instance.state), None);
+            let seconds = i32::try_from(shared.config.stop_grace.as_secs()).unwrap_or(i32::MAX);
+            let options = RestartContainerOptionsBuilder::new().t(seconds).build();
+            let restarted = shared
+                .docker
+                .restart_container(&target.name, Some(options))
+                .await;
+            shared.set_override(&target.name, InstanceState::Starting);
+            shared.emit(
+                &target,
+                InstanceState::Starting,
+                Some(InstanceState::Down),
+                None,
+            );
+            shared.follow(&target, false);
+            let healthy = match restarted {
+                Ok(()) => shared.wait_healthy(&target, None).await,
+                Err(e) => Err(map_err(e).to_string()),
+            };
+            lock(&shared.overrides).remove(&target.name);
+            match healthy {
+                Ok(port) => shared.emit(
+                    &target,
+                    InstanceState::Up,
+                    Some(InstanceState::Starting),
+                    port,
+                ),
+                // Best effort, as in Deis: the state tells what came of it.
+                Err(why) => tracing::warn!(%app, "restart: {why}"),
+            }
+        });
+        futures::future::join_all(restarts).await;
+        let after = self.instances_of(app).await?;
+        Ok(after
+            .into_iter()
+            .filter(|i| {
+                selected
+                    .iter()
+                    .any(|s| s.process_type == i.process_type && s.num == i.num)
+            })
+            .collect())
+    }
+
+    async fn run(&self, request: &RunRequest) -> Result<RunOutcome> {
+        let spec = &request.spec;
+        check_name("app", &spec.app)?;
+        let image = image_of(spec)?.to_string();
+        let shared = self.shared();
+        let target = {
+            let app_lock = self.app_lock(&spec.app);
+            let _guard = app_lock.lock().await;
+            let next = self
+                .listed(&spec.app)
+                .await?
+                .iter()
+                .filter(|l| l.process_type == RUN_TYPE)
+                .map(|l| l.num)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let target = Target {
+                name: format!("{}_v{}.{RUN_TYPE}.{next}", spec.app, spec.release),
+                app: spec.app.clone(),
+                process_type: RUN_TYPE.into(),
+                num: next,
+                release: spec.release,
+            };
+            engine::create(
+                &shared.docker,
+                &shared.config,
+                NewContainer {
+                    name: &target.name,
+                    app: &spec.app,
+                    process_type: RUN_TYPE,
+                    num: next,
+                    release: spec.release,
+                    image: &image,
+                    command: Some(format!("exec 2>&1\n{}", request.command)),
+                    env: &spec.env,
+                    limits: &Default::default(),
+                    publish: false,
+                    restart: false,
+                },
+            )
+            .await?;
+            target
+        };
+        let outcome =
+            tokio::time::timeout(shared.config.run_timeout, run_to_end(shared, &target.name)).await;
+        if let Err(e) = engine::remove(&shared.docker, &target.name).await {
+            tracing::warn!("removing run container {}: {e}", target.name);
+        }
+        match outcome {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unavailable {
+                backend: "docker",
+                message: format!(
+                    "the one-off run did not finish within {:?} and was killed",
+                    shared.config.run_timeout
+                ),
+            }),
+        }
+    }
+
+    async fn remove(&self, app: &str) -> Result<()> {
+        if check_name("app", app).is_err() {
+            return Ok(());
+        }
+        let app_lock = self.app_lock(app);
+        let _guard = app_lock.lock().await;
+        let all: Vec<(Target, InstanceState)> = self
+            .listed(app)
+            .await?
+            .iter()
+            .map(|l| (Target::of(app, l), l.state))
+            .collect();
+        self.retire(&all).await;
+        Ok(())
+    }
+
+    fn events(&self) -> BoxStream<'static, InstanceEvent> {
+        crate::events::stream(&self.shared().events)
+    }
+}
+
+/// Starts a created run container, waits for its exit and collects its output.
+async fn run_to_end(shared: &Shared, name: &str) -> Result<RunOutcome> {
+    shared
+        .docker
+        .start_container(name, None)
+        .await
+        .map_err(map_err)?;
+    let exit = match shared.docker.wait_container(name, None).next().await {
+        Some(Ok(response)) => response.status_code,
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+        Some(Err(e)) => return Err(map_err(e)),
+        None => return Err(Error::backend("docker", "the wait for the run ended early")),
+    };
+    let options = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
+    let mut logs = shared.docker.logs(name, Some(options));
+    let limit = shared.config.run_output_limit;
+    let mut output = Vec::new();
+    let mut cut = false;
+    while let Some(chunk) = logs.next().await {
+        let chunk = chunk.map_err(map_err)?;
+        let bytes = chunk.as_ref();
+        let room = limit.saturating_sub(output.len());
+        output.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        cut |= bytes.len() > room;
+    }
+    let mut output = String::from_utf8_lossy(&output).into_owned();
+    if cut {
+        output.push_str(&format!("\n[output cut at {limit} bytes]\n"));
+    }
+    Ok(RunOutcome {
+        exit_code: i32::try_from(exit).unwrap_or(-1),
+        output,
+    })
+}
