@@ -2,5 +2,7 @@
 
 mod bad_input;
 mod common;
+mod e2e;
 mod flows;
+mod openapi;
 mod permissions;
