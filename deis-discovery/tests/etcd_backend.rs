@@ -190,9 +190,11 @@ async fn watching_a_compacted_revision_fails_with_compacted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_resumes_by_itself_after_etcd_restarts() {
     let mut cluster = EtcdCluster::start(1).await;
-    let discovery = EtcdDiscovery::connect(EtcdConfig::new(cluster.endpoints()))
-        .await
-        .unwrap();
+    let config = EtcdConfig {
+        request_timeout: Duration::from_secs(2),
+        ..EtcdConfig::new(cluster.endpoints())
+    };
+    let discovery = EtcdDiscovery::connect(config).await.unwrap();
     let start = discovery.put("/deis/before", "1", None).await.unwrap();
     let mut stream = discovery.watch("/deis/", start - 1).await.unwrap();
     assert_eq!(next(&mut stream).await.unwrap().key(), "/deis/before");

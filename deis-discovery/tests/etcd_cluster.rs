@@ -10,6 +10,9 @@ use futures::StreamExt;
 use std::time::{Duration, Instant};
 use support::etcd_process::EtcdCluster;
 
+/// How many watches run through the kill.
+const WATCHES: usize = 8;
+
 fn instance(num: u32) -> Instance {
     Instance {
         app: "mesh".into(),
@@ -36,17 +39,24 @@ async fn a_three_member_cluster_survives_losing_a_member() {
         .publish_instance(&instance(1), "127.0.0.1:5001", lease)
         .await
         .unwrap();
-    let mut stream = discovery.watch("/deis/services/", before).await.unwrap();
+    // Several watches: the client balances them over the members, so some are very likely
+    // served by the member about to die and must resume on another by themselves.
+    let mut streams = Vec::new();
+    for _ in 0..WATCHES {
+        streams.push(discovery.watch("/deis/services/", before).await.unwrap());
+    }
     discovery
         .publish_instance(&instance(2), "127.0.0.1:5002", lease)
         .await
         .unwrap();
-    let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
-        .await
-        .expect("an event before the kill")
-        .unwrap()
-        .unwrap();
-    assert_eq!(event.key(), "/deis/services/mesh/mesh_v1.web.2");
+    for stream in &mut streams {
+        let event = tokio::time::timeout(Duration::from_secs(5), stream.next())
+            .await
+            .expect("an event before the kill")
+            .unwrap()
+            .unwrap();
+        assert_eq!(event.key(), "/deis/services/mesh/mesh_v1.web.2");
+    }
 
     // Kill the first member, the one a balanced client is as likely as any to be using.
     cluster.members[0].kill();
@@ -74,17 +84,19 @@ async fn a_three_member_cluster_survives_losing_a_member() {
         .publish_instance(&instance(3), "127.0.0.1:5003", lease)
         .await
         .expect("a write with a member down");
-    let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .expect("the watch delivers after the kill")
-        .unwrap()
-        .unwrap();
-    match event {
-        WatchEvent::Put(kv) => {
-            assert_eq!(kv.key, "/deis/services/mesh/mesh_v1.web.3");
-            assert_eq!(kv.mod_revision, third, "nothing lost, nothing repeated");
+    for stream in &mut streams {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("every watch delivers after the kill")
+            .unwrap()
+            .unwrap();
+        match event {
+            WatchEvent::Put(kv) => {
+                assert_eq!(kv.key, "/deis/services/mesh/mesh_v1.web.3");
+                assert_eq!(kv.mod_revision, third, "nothing lost, nothing repeated");
+            }
+            other => panic!("expected the third instance, got {other:?}"),
         }
-        other => panic!("expected the third instance, got {other:?}"),
     }
     let snapshot = discovery.snapshot("/deis/services/").await.unwrap();
     assert_eq!(snapshot.entries.len(), 3);
