@@ -6,3 +6,4 @@ mod e2e;
 mod flows;
 mod openapi;
 mod permissions;
+mod snapshots;
