@@ -14,7 +14,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use deis_core::error::{Error, Kind};
-use deis_core::model::InstanceState;
+use deis_core::model::{Healthcheck, InstanceState};
 use deis_core::scheduler::ProcessLimits;
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +26,18 @@ pub(crate) const LABEL_APP: &str = "io.deis.app";
 pub(crate) const LABEL_RELEASE: &str = "io.deis.release";
 pub(crate) const LABEL_TYPE: &str = "io.deis.type";
 pub(crate) const LABEL_NUM: &str = "io.deis.num";
+/// `<url> <initial delay secs> <timeout secs>`, so restarts are checked like rollouts.
+pub(crate) const LABEL_HEALTHCHECK: &str = "io.deis.healthcheck";
+
+/// The health check a container's labels carry.
+pub(crate) fn healthcheck_of(labels: &HashMap<String, String>) -> Option<Healthcheck> {
+    let mut parts = labels.get(LABEL_HEALTHCHECK)?.split_whitespace();
+    Some(Healthcheck {
+        url: parts.next()?.to_string(),
+        initial_delay_secs: parts.next()?.parse().ok()?,
+        timeout_secs: parts.next()?.parse().ok()?,
+    })
+}
 
 /// Maps a bollard error into the shared error type.
 pub(crate) fn map_err(error: BollardError) -> Error {
@@ -70,6 +82,7 @@ pub(crate) struct Listed {
     pub(crate) release: u64,
     pub(crate) state: InstanceState,
     pub(crate) host_port: Option<u16>,
+    pub(crate) healthcheck: Option<Healthcheck>,
 }
 
 /// Every container of `app` (or of every app) that `config.owner` manages.
@@ -122,6 +135,7 @@ fn listed(container: ContainerSummary, container_port: u16) -> Option<Listed> {
         .find(|p| p.private_port == container_port && p.public_port.is_some())
         .and_then(|p| p.public_port);
     Some(Listed {
+        healthcheck: healthcheck_of(&labels),
         name,
         process_type: labels.get(LABEL_TYPE)?.clone(),
         num: labels.get(LABEL_NUM)?.parse().ok()?,
@@ -143,6 +157,7 @@ pub(crate) struct NewContainer<'a> {
     pub(crate) command: Option<String>,
     pub(crate) env: &'a BTreeMap<String, String>,
     pub(crate) limits: &'a ProcessLimits,
+    pub(crate) healthcheck: Option<&'a Healthcheck>,
     /// Publish the container port on the host (routable types).
     pub(crate) publish: bool,
     /// Restart on failure (instances) or never (one-off runs).
@@ -183,13 +198,22 @@ pub(crate) async fn create(
             }]),
         )]));
     }
-    let labels = HashMap::from([
+    let mut labels = HashMap::from([
         (LABEL_OWNER.to_string(), config.owner.clone()),
         (LABEL_APP.to_string(), new.app.to_string()),
         (LABEL_RELEASE.to_string(), new.release.to_string()),
         (LABEL_TYPE.to_string(), new.process_type.to_string()),
         (LABEL_NUM.to_string(), new.num.to_string()),
     ]);
+    if let Some(check) = new.healthcheck {
+        labels.insert(
+            LABEL_HEALTHCHECK.to_string(),
+            format!(
+                "{} {} {}",
+                check.url, check.initial_delay_secs, check.timeout_secs
+            ),
+        );
+    }
     let body = ContainerCreateBody {
         image: Some(new.image.to_string()),
         cmd: new
@@ -304,4 +328,44 @@ pub(crate) fn follow_logs(
             sink.line(&app, &source, rest);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_checks_round_trip_through_labels() {
+        let labels = HashMap::from([(LABEL_HEALTHCHECK.to_string(), "/health 3 2".to_string())]);
+        assert_eq!(
+            healthcheck_of(&labels),
+            Some(Healthcheck {
+                url: "/health".into(),
+                initial_delay_secs: 3,
+                timeout_secs: 2
+            })
+        );
+        let broken = HashMap::from([(LABEL_HEALTHCHECK.to_string(), "/health x".to_string())]);
+        assert_eq!(healthcheck_of(&broken), None);
+        assert_eq!(healthcheck_of(&HashMap::new()), None);
+    }
+
+    #[test]
+    fn engine_errors_map_to_semantic_variants() {
+        let gone = map_err(BollardError::DockerResponseServerError {
+            status_code: 404,
+            message: "no such container".into(),
+        });
+        assert!(gone.is_not_found());
+        let busy = map_err(BollardError::DockerResponseServerError {
+            status_code: 503,
+            message: "overloaded".into(),
+        });
+        assert!(busy.is_retryable());
+        let conflict = map_err(BollardError::DockerResponseServerError {
+            status_code: 409,
+            message: "name in use".into(),
+        });
+        assert!(matches!(conflict, Error::Precondition { .. }));
+    }
 }

@@ -146,6 +146,7 @@ struct Target {
     process_type: String,
     num: u32,
     release: u64,
+    healthcheck: Option<Healthcheck>,
 }
 
 impl Target {
@@ -156,6 +157,7 @@ impl Target {
             process_type: listed.process_type.clone(),
             num: listed.num,
             release: listed.release,
+            healthcheck: listed.healthcheck.clone(),
         }
     }
 
@@ -235,6 +237,7 @@ impl DockerScheduler {
                     .get(&target.process_type)
                     .cloned()
                     .unwrap_or_default(),
+                healthcheck: spec.healthcheck.as_ref(),
                 publish: is_routable_type(&target.process_type),
                 restart: true,
             },
@@ -351,8 +354,8 @@ impl Shared {
         }
     }
 
-    fn deadline(&self, target: &Target, check: Option<&Healthcheck>) -> Duration {
-        match (is_routable_type(&target.process_type), check) {
+    fn deadline(&self, target: &Target) -> Duration {
+        match (is_routable_type(&target.process_type), &target.healthcheck) {
             (true, Some(check)) => {
                 Duration::from_secs(check.initial_delay_secs + check.timeout_secs.max(1))
                     + self.config.health_grace
@@ -364,12 +367,9 @@ impl Shared {
 
     /// Waits until the container is healthy; returns its host port (routable types), or why
     /// it missed its deadline.
-    async fn wait_healthy(
-        &self,
-        target: &Target,
-        check: Option<&Healthcheck>,
-    ) -> std::result::Result<Option<u16>, String> {
-        let deadline = self.deadline(target, check);
+    async fn wait_healthy(&self, target: &Target) -> std::result::Result<Option<u16>, String> {
+        let deadline = self.deadline(target);
+        let check = target.healthcheck.as_ref();
         let mut problem = String::from("it never started");
         let waiting = async {
             if !is_routable_type(&target.process_type) {
@@ -467,8 +467,7 @@ async fn monitor(shared: Arc<Shared>) {
                             Some(InstanceState::Crashed),
                             None,
                         );
-                        // The health check of a restarted container uses the plain port check.
-                        if let Ok(port) = shared.wait_healthy(&target, None).await {
+                        if let Ok(port) = shared.wait_healthy(&target).await {
                             shared.emit(
                                 &target,
                                 InstanceState::Up,
@@ -493,6 +492,7 @@ fn target_of(attributes: &HashMap<String, String>) -> Option<Target> {
         process_type: attributes.get(engine::LABEL_TYPE)?.clone(),
         num: attributes.get(engine::LABEL_NUM)?.parse().ok()?,
         release: attributes.get(engine::LABEL_RELEASE)?.parse().ok()?,
+        healthcheck: engine::healthcheck_of(attributes),
     })
 }
 
@@ -560,6 +560,7 @@ impl Scheduler for DockerScheduler {
                     process_type: process_type.clone(),
                     num: *num,
                     release: spec.release,
+                    healthcheck: spec.healthcheck.clone(),
                 };
                 let result = self.start(spec, image, &target).await;
                 started.push((target, InstanceState::Starting));
@@ -569,10 +570,9 @@ impl Scheduler for DockerScheduler {
                 }
             }
         }
-        let check = spec.healthcheck.as_ref();
         let waits = started
             .iter()
-            .map(|(target, _)| shared.wait_healthy(target, check));
+            .map(|(target, _)| shared.wait_healthy(target));
         let results = futures::future::join_all(waits).await;
         let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
         if !failures.is_empty() {
@@ -626,22 +626,26 @@ impl Scheduler for DockerScheduler {
         let app_lock = self.app_lock(app);
         let _guard = app_lock.lock().await;
         let shared = self.shared();
-        let selected: Vec<Instance> = self
-            .instances_of(app)
+        let selected: Vec<(Target, InstanceState)> = self
+            .listed(app)
             .await?
-            .into_iter()
-            .filter(|i| selector.matches(i))
+            .iter()
+            .filter(|l| l.process_type != RUN_TYPE)
+            .map(|l| (Target::of(app, l), l.state))
+            .filter(|(t, state)| {
+                selector.matches(&Instance {
+                    app: app.to_string(),
+                    process_type: t.process_type.clone(),
+                    num: t.num,
+                    release: t.release,
+                    state: *state,
+                    endpoint: None,
+                })
+            })
             .collect();
-        let restarts = selected.iter().map(|instance| async move {
-            let target = Target {
-                name: instance.job_name(),
-                app: app.to_string(),
-                process_type: instance.process_type.clone(),
-                num: instance.num,
-                release: instance.release,
-            };
+        let restarts = selected.iter().map(|(target, state)| async move {
             shared.set_override(&target.name, InstanceState::Down);
-            shared.emit(&target, InstanceState::Down, Some(instance.state), None);
+            shared.emit(target, InstanceState::Down, Some(*state), None);
             let seconds = i32::try_from(shared.config.stop_grace.as_secs()).unwrap_or(i32::MAX);
             let options = RestartContainerOptionsBuilder::new().t(seconds).build();
             let restarted = shared
@@ -650,20 +654,20 @@ impl Scheduler for DockerScheduler {
                 .await;
             shared.set_override(&target.name, InstanceState::Starting);
             shared.emit(
-                &target,
+                target,
                 InstanceState::Starting,
                 Some(InstanceState::Down),
                 None,
             );
-            shared.follow(&target, false);
+            shared.follow(target, false);
             let healthy = match restarted {
-                Ok(()) => shared.wait_healthy(&target, None).await,
+                Ok(()) => shared.wait_healthy(target).await,
                 Err(e) => Err(map_err(e).to_string()),
             };
             lock(&shared.overrides).remove(&target.name);
             match healthy {
                 Ok(port) => shared.emit(
-                    &target,
+                    target,
                     InstanceState::Up,
                     Some(InstanceState::Starting),
                     port,
@@ -679,7 +683,7 @@ impl Scheduler for DockerScheduler {
             .filter(|i| {
                 selected
                     .iter()
-                    .any(|s| s.process_type == i.process_type && s.num == i.num)
+                    .any(|(t, _)| t.process_type == i.process_type && t.num == i.num)
             })
             .collect())
     }
@@ -707,6 +711,7 @@ impl Scheduler for DockerScheduler {
                 process_type: RUN_TYPE.into(),
                 num: next,
                 release: spec.release,
+                healthcheck: None,
             };
             engine::create(
                 &shared.docker,
@@ -721,6 +726,7 @@ impl Scheduler for DockerScheduler {
                     command: Some(format!("exec 2>&1\n{}", request.command)),
                     env: &spec.env,
                     limits: &Default::default(),
+                    healthcheck: None,
                     publish: false,
                     restart: false,
                 },

@@ -175,6 +175,18 @@ async fn docker_rolls_back_a_release_that_never_listens() {
     );
     assert_eq!(http_status(&endpoint, "/index.html").await, Some(200));
     assert_eq!(engine.scheduler.instances("dgated").await.unwrap(), v1);
+    let mut checked = engine.spec("dgated", 3, &[("web", 1)]);
+    checked.healthcheck = Some(deis_core::model::Healthcheck {
+        url: "/missing".into(),
+        initial_delay_secs: 0,
+        timeout_secs: 1,
+    });
+    let err = engine.scheduler.apply(&checked).await.unwrap_err();
+    assert!(
+        err.to_string().contains("GET /missing answered 404"),
+        "{err}"
+    );
+    assert_eq!(engine.scheduler.instances("dgated").await.unwrap(), v1);
     let image = engine.spec("dgated", 3, &[]).artifact;
     let mut missing = engine.spec("dgated", 3, &[("web", 1)]);
     missing.artifact = Artifact::Image {
