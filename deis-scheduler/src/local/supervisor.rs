@@ -296,6 +296,8 @@ async fn run_once(
     if let Some(err) = child.stderr.take() {
         pump_lines(err, ctx.sink.clone(), spec.app.clone(), source);
     }
+    // The process is moved into its cgroup right after it starts; anything it forks from
+    // then on is limited too (a child forked in the first instant is not).
     let cgroup = apply_limits(ctx, pid);
     let health = async {
         wait_healthy(ctx).await;
@@ -311,7 +313,7 @@ async fn run_once(
                 Ok(status) => describe_exit(status),
                 Err(e) => format!("could not be waited for: {e}"),
             };
-            ctx.set_problem(format!("{} {why}", spec.short_name()));
+            ctx.set_problem(why);
             Ended::Exited(started.elapsed())
         }
         command = commands.recv() => match command {
