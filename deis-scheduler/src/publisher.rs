@@ -244,7 +244,19 @@ impl Reconciler {
         self.apps.insert(instance.app.clone());
         let result = match wanted(&instance) {
             Some(endpoint) => self.put(&instance, endpoint).await,
-            None if instance.is_routable() => self.delete(&key_of(&instance)).await,
+            // Leaving `up` withdraws at once; a start needs nothing (it was withdrawn when
+            // it left `up`, and a resync repairs anything else).
+            None if instance.is_routable()
+                && matches!(
+                    instance.state,
+                    InstanceState::Down
+                        | InstanceState::Crashed
+                        | InstanceState::Error
+                        | InstanceState::Destroyed
+                ) =>
+            {
+                self.delete(&key_of(&instance)).await
+            }
             None => Ok(()),
         };
         self.report(result, "applying an instance event")

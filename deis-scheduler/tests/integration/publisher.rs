@@ -251,3 +251,33 @@ async fn instances_without_endpoints_are_never_published() {
     assert!(published(&discovery, "mem").await.is_empty());
     publisher.shutdown().await;
 }
+
+#[tokio::test]
+async fn withdrawing_web_1_leaves_web_10_published() {
+    // `delete_prefix("/deis/services/app/app_v1.web.1")` also matches `…web.10`; the
+    // publisher writes those back at once (resyncs are a minute apart here).
+    let fixture = Fixture::new();
+    let (discovery, publisher) = start(&fixture, events_only());
+    let scheduler = &fixture.scheduler;
+    scheduler
+        .apply(&fixture.spec("many", 1, &[("web", 11)]))
+        .await
+        .unwrap();
+    let all = expected(scheduler, "many").await;
+    assert_eq!(all.len(), 11);
+    expect_published(&discovery, "many", &all).await;
+    let pid = scheduler.pid("many", "web", 1).unwrap();
+    killpg(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    let ten = keys::service("many", "many_v1.web.10");
+    let eleven = keys::service("many", "many_v1.web.11");
+    // Watch web.1 go and come back; web.10 and web.11 must be there at the end.
+    let back = eventually(Duration::from_secs(3), || async {
+        scheduler.restarts("many", "web", 1) == Some(1)
+            && published(&discovery, "many").await == all
+    })
+    .await;
+    assert!(back, "{:?}", published(&discovery, "many").await);
+    assert!(discovery.get(&ten).await.unwrap().is_some());
+    assert!(discovery.get(&eleven).await.unwrap().is_some());
+    publisher.shutdown().await;
+}
