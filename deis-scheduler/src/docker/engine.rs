@@ -164,7 +164,8 @@ pub(crate) struct NewContainer<'a> {
     pub(crate) restart: bool,
 }
 
-/// Creates a container (not started); one left over under the same name is removed first.
+/// Creates a container (not started); one of ours left over under the same name is removed
+/// first.
 pub(crate) async fn create(
     docker: &Docker,
     config: &DockerConfig,
@@ -225,7 +226,18 @@ pub(crate) async fn create(
         host_config: Some(host_config),
         ..Default::default()
     };
-    remove(docker, new.name).await?;
+    // A container left under this name by an earlier life of this scheduler goes; one
+    // that another owner manages is not ours to remove.
+    if let Ok(existing) = docker.inspect_container(new.name, None).await {
+        let owner = existing
+            .config
+            .and_then(|c| c.labels)
+            .and_then(|l| l.get(LABEL_OWNER).cloned());
+        if owner.as_deref() != Some(config.owner.as_str()) {
+            return Err(Error::already_exists(Kind::Instance, new.name));
+        }
+        remove(docker, new.name).await?;
+    }
     let options = CreateContainerOptionsBuilder::new().name(new.name).build();
     docker
         .create_container(Some(options), body)

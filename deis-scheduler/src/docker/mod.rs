@@ -67,6 +67,9 @@ pub struct DockerConfig {
     pub run_timeout: Duration,
     /// The most output a one-off run returns.
     pub run_output_limit: usize,
+    /// Put before every container name (`<prefix><app>_v<N>.<type>.<num>`), so several
+    /// schedulers can share one engine; empty by default, as Deis named containers.
+    pub name_prefix: String,
     /// The port routable containers listen on (`PORT`).
     pub container_port: u16,
     /// The host address container ports are published on.
@@ -90,6 +93,7 @@ impl Default for DockerConfig {
             health_grace: Duration::from_secs(20),
             run_timeout: Duration::from_secs(1200),
             run_output_limit: 1 << 20,
+            name_prefix: String::new(),
             container_port: 5000,
             bind_ip: "127.0.0.1".into(),
             init: true,
@@ -555,7 +559,10 @@ impl Scheduler for DockerScheduler {
         if let Some(image) = image {
             for (process_type, num) in &plan.start {
                 let target = Target {
-                    name: format!("{}_v{}.{process_type}.{num}", spec.app, spec.release),
+                    name: format!(
+                        "{}{}_v{}.{process_type}.{num}",
+                        shared.config.name_prefix, spec.app, spec.release
+                    ),
                     app: spec.app.clone(),
                     process_type: process_type.clone(),
                     num: *num,
@@ -706,7 +713,10 @@ impl Scheduler for DockerScheduler {
                 .unwrap_or(0)
                 + 1;
             let target = Target {
-                name: format!("{}_v{}.{RUN_TYPE}.{next}", spec.app, spec.release),
+                name: format!(
+                    "{}{}_v{}.{RUN_TYPE}.{next}",
+                    shared.config.name_prefix, spec.app, spec.release
+                ),
                 app: spec.app.clone(),
                 process_type: RUN_TYPE.into(),
                 num: next,

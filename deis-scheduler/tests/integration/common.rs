@@ -27,7 +27,8 @@ pub fn fast_config(data_dir: &Path) -> LocalConfig {
     config.stop_grace = Duration::from_secs(2);
     config.drain_delay = Duration::ZERO;
     config.settle = Duration::from_millis(200);
-    config.health_grace = Duration::from_secs(2);
+    // Generous: the whole workspace may be testing on two cores at once.
+    config.health_grace = Duration::from_secs(5);
     config.backoff_initial = Duration::from_millis(300);
     config.backoff_max = Duration::from_secs(2);
     config.stable_after = Duration::from_secs(5);
@@ -38,6 +39,16 @@ pub fn fast_config(data_dir: &Path) -> LocalConfig {
 impl Fixture {
     pub fn new() -> Fixture {
         Self::with_config(fast_config)
+    }
+
+    /// A fixture whose new instances get `grace` to become healthy (tests that expect a
+    /// rollout to fail use a short one).
+    pub fn with_health_grace(grace: Duration) -> Fixture {
+        Self::with_config(|dir| {
+            let mut config = fast_config(dir);
+            config.health_grace = grace;
+            config
+        })
     }
 
     pub fn with_config(config: impl FnOnce(&Path) -> LocalConfig) -> Fixture {

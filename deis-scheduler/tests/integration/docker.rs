@@ -95,6 +95,7 @@ async fn engine(configure: impl FnOnce(&mut DockerConfig)) -> Engine {
     );
     let mut config = DockerConfig {
         owner: owner.clone(),
+        name_prefix: format!("t{id}-"),
         stop_grace: Duration::from_secs(2),
         drain_delay: Duration::ZERO,
         settle: Duration::from_millis(300),

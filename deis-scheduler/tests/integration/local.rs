@@ -168,7 +168,7 @@ fn hammer(endpoints: Vec<String>) -> (Arc<AtomicU64>, Arc<AtomicU64>, tokio::tas
 
 #[tokio::test]
 async fn a_release_that_never_listens_is_rolled_back_while_the_old_one_serves() {
-    let fixture = Fixture::new();
+    let fixture = Fixture::with_health_grace(Duration::from_secs(2));
     let v1 = fixture
         .scheduler
         .apply(&fixture.spec("gated", 1, &[("web", 2)]))
@@ -218,7 +218,7 @@ async fn a_release_that_never_listens_is_rolled_back_while_the_old_one_serves() 
 
 #[tokio::test]
 async fn a_health_check_that_answers_404_refuses_the_rollout() {
-    let fixture = Fixture::new();
+    let fixture = Fixture::with_health_grace(Duration::from_secs(2));
     let v1 = fixture
         .scheduler
         .apply(&fixture.spec("checked", 1, &[("web", 1)]))
