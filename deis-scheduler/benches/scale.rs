@@ -1,12 +1,16 @@
 //! Scale benchmark of the local scheduler: a tiny web app (busybox httpd) from 0 to 100
-//! instances, timed until all 100 answer HTTP 200 on their ports, then back to 0.
+//! instances, timed until all 100 answer HTTP 200 on their ports, then back to 0; then the
+//! same with the publisher, timed until all 100 are in (in-memory) discovery, and a
+//! health-gated rolling deploy of the 100 to a new release.
 //!
 //! Run with `cargo bench -p deis-scheduler --bench scale`; it prints one line per round and
 //! fails if a round takes longer than its bound (60 s).
 
+use deis_core::discovery::{keys, Discovery};
+use deis_core::memory::MemoryDiscovery;
 use deis_core::model::Formation;
 use deis_core::scheduler::{AppSpec, Artifact, Scheduler};
-use deis_scheduler::{LocalConfig, LocalScheduler, MemoryLogSink};
+use deis_scheduler::{LocalConfig, LocalScheduler, MemoryLogSink, Publisher, PublisherConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -34,7 +38,11 @@ async fn answers_200(endpoint: &str) -> bool {
 }
 
 fn spec(location: &str, count: u32) -> AppSpec {
-    let mut spec = AppSpec::new("bench", 1);
+    release(location, count, 1)
+}
+
+fn release(location: &str, count: u32, version: u64) -> AppSpec {
+    let mut spec = AppSpec::new("bench", version);
     spec.artifact = Artifact::Slug {
         location: location.to_string(),
     };
@@ -44,7 +52,8 @@ fn spec(location: &str, count: u32) -> AppSpec {
     );
     spec.formation = Formation::from([("web".to_string(), count)]);
     spec.env.insert("DEIS_APP".into(), "bench".into());
-    spec.env.insert("DEIS_RELEASE".into(), "v1".into());
+    spec.env
+        .insert("DEIS_RELEASE".into(), format!("v{version}"));
     spec
 }
 
@@ -74,6 +83,53 @@ async fn round(scheduler: &LocalScheduler, location: &str) -> (Duration, Duratio
         .expect("scale to 0");
     assert!(after.is_empty());
     (applied_after, serving_after, stopping.elapsed())
+}
+
+/// Scale to 100 with a publisher attached, until discovery holds all 100; then roll all 100
+/// to release 2 (each replacement healthy before its predecessor stops).
+async fn publish_and_roll(scheduler: &LocalScheduler, location: &str) {
+    let discovery = Arc::new(MemoryDiscovery::new());
+    let publisher = Publisher::spawn(
+        Arc::new(scheduler.clone()),
+        discovery.clone(),
+        PublisherConfig::default(),
+    );
+    let started = Instant::now();
+    scheduler
+        .apply(&release(location, INSTANCES, 1))
+        .await
+        .expect("scale to 100");
+    loop {
+        let published = discovery
+            .snapshot(&keys::services_of("bench"))
+            .await
+            .expect("snapshot")
+            .entries
+            .len();
+        if published == INSTANCES as usize {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    println!(
+        "publish: all {INSTANCES} in discovery {:.0} ms after apply began",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    let rolling = Instant::now();
+    let rolled = scheduler
+        .apply(&release(location, INSTANCES, 2))
+        .await
+        .expect("roll to v2");
+    assert!(rolled.iter().all(|i| i.release == 2));
+    println!(
+        "rolling deploy of {INSTANCES} instances to v2 (health-gated): {:.0} ms",
+        rolling.elapsed().as_secs_f64() * 1000.0
+    );
+    scheduler
+        .apply(&release(location, 0, 2))
+        .await
+        .expect("scale to 0");
+    publisher.shutdown().await;
 }
 
 #[tokio::main]
@@ -107,5 +163,8 @@ async fn main() {
         "median time until all {INSTANCES} answer: {:.0} ms (target < 5000 ms)",
         serving[serving.len() / 2].as_secs_f64() * 1000.0
     );
+    tokio::time::timeout(BOUND, publish_and_roll(&scheduler, &location))
+        .await
+        .expect("publishing and rolling finish within their bound");
     scheduler.shutdown().await;
 }
