@@ -242,6 +242,11 @@ impl Follower {
     async fn follow(&mut self, mut stream: WatchStream) -> Option<Flow> {
         loop {
             let deadline = self.flush_deadline();
+            if deadline.is_some_and(|at| at <= Instant::now()) {
+                // Due already: a timer would only add a tick of the timer wheel.
+                self.apply().await;
+                continue;
+            }
             tokio::select! {
                 biased;
                 _ = self.shutdown.cancelled() => return None,
