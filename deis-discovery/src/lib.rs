@@ -6,6 +6,23 @@
 //! keys become routes) in `deis_core::route`. This crate owns the I/O around them: talking to
 //! etcd, resuming watches, resyncing after compactions and riding out outages while a router
 //! keeps its last known-good table.
+//!
+//! ```no_run
+//! use deis_core::memory::MemoryRouter;
+//! use deis_discovery::{open_discovery, RouteSync, RouteSyncOptions};
+//! use std::sync::Arc;
+//!
+//! # async fn run() -> deis_core::error::Result<()> {
+//! let discovery = open_discovery("etcd://127.0.0.1:2379").await?;
+//! let router = Arc::new(MemoryRouter::new());
+//! let sync = RouteSync::spawn(discovery, router, RouteSyncOptions::default())?;
+//! let status = sync.status(); // revision and last update, for metrics
+//! // … serve traffic; on shutdown:
+//! sync.stop().await;
+//! # let _ = status;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod config;
 #[cfg(feature = "etcd")]

@@ -122,6 +122,30 @@ async fn a_multi_key_delete_reaches_the_watch_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_larger_than_a_page_is_whole_and_sorted() {
+    let discovery = shared("pages").await;
+    let count = 1234;
+    futures::stream::iter(0..count)
+        .for_each_concurrent(64, |i| {
+            let discovery = &discovery;
+            async move {
+                discovery
+                    .put(&format!("/deis/many/{i:05}"), &i.to_string(), None)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    let head = discovery.put("/deis/zz-last", "x", None).await.unwrap();
+    let snapshot = discovery.snapshot("/deis/many/").await.unwrap();
+    assert!(snapshot.revision >= head);
+    let keys: Vec<String> = snapshot.entries.iter().map(|kv| kv.key.clone()).collect();
+    let expected: Vec<String> = (0..count).map(|i| format!("/deis/many/{i:05}")).collect();
+    assert_eq!(keys, expected, "every key once, in order, across pages");
+    assert_eq!(discovery.delete_prefix("/").await.unwrap(), count + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_of_an_expired_lease_is_not_found() {
     let discovery = shared("lease").await;
     let lease = discovery

@@ -107,6 +107,9 @@ impl RouteSyncStatus {
     }
 
     /// Whether the sync is watching discovery right now (false while it backs off).
+    ///
+    /// Backends whose watches resume by themselves (etcd) keep this true through an outage;
+    /// the age of [`RouteSyncStatus::last_updated`] and the backend's own health tell more.
     pub fn is_following(&self) -> bool {
         self.following.load(Ordering::Acquire)
     }
