@@ -1,11 +1,11 @@
 //! The publisher: a level-triggered reconcile loop that keeps `/deis/services/<app>/<job>`
 //! equal to the healthy, routable instances a scheduler reports.
 //!
-//! - It consumes [`Scheduler::events`]: an instance that comes `up` with an endpoint is
+//! - It consumes [`Scheduler::events`](deis_core::scheduler::Scheduler::events): an instance that comes `up` with an endpoint is
 //!   published at once, and one that leaves `up` (down, crashed, destroyed) is withdrawn at
 //!   once.
 //! - Every `resync_interval` (and on [`Publisher::resync_now`]) it reads
-//!   [`Scheduler::instances`] of every app it knows (from events, from
+//!   [`Scheduler::instances`](deis_core::scheduler::Scheduler::instances) of every app it knows (from events, from
 //!   [`Publisher::watch_app`], and from keys already under `/deis/services/`) and repairs
 //!   discovery: missing or wrong keys are written, keys no live instance backs are deleted.
 //! - Every key is written under one lease per publisher, kept alive every third of its TTL;

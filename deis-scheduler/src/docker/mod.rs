@@ -21,30 +21,29 @@
 //! - Images are never pulled: an image missing on the engine is a clear error.
 
 mod engine;
+mod run;
+mod shared;
 
-use crate::health::{http_probe, proxied_tcp_probe, Probe};
 use crate::log_sink::{LogSink, TracingLogSink};
 use crate::plan::{check_name, check_spec, plan, Slot};
-use bollard::query_parameters::{
-    EventsOptions, LogsOptionsBuilder, RestartContainerOptionsBuilder,
-};
+use bollard::query_parameters::RestartContainerOptionsBuilder;
 use bollard::Docker;
 use deis_core::error::{Error, Result};
-use deis_core::model::{is_routable_type, Healthcheck, Instance, InstanceState};
+use deis_core::model::{is_routable_type, Instance, InstanceState};
 use deis_core::scheduler::{
     AppSpec, Artifact, InstanceEvent, InstanceSelector, RunOutcome, RunRequest, Scheduler,
 };
 use engine::{map_err, Listed, NewContainer};
 use futures::stream::BoxStream;
-use futures::StreamExt;
+use shared::{lock, monitor, Shared, Target};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 /// The process type of one-off run containers.
-const RUN_TYPE: &str = "run";
+pub(crate) const RUN_TYPE: &str = "run";
 
 /// Settings of the Docker scheduler.
 #[derive(Debug, Clone)]
@@ -114,23 +113,6 @@ struct Inner {
     monitor: JoinHandle<()>,
 }
 
-/// What the scheduler shares with its monitor task.
-#[derive(Debug)]
-struct Shared {
-    docker: Docker,
-    config: DockerConfig,
-    sink: Arc<dyn LogSink>,
-    events: broadcast::Sender<InstanceEvent>,
-    /// States the engine cannot tell: starting (not yet healthy) and draining containers.
-    overrides: Mutex<HashMap<String, InstanceState>>,
-    /// Log followers by container name.
-    logs: Mutex<HashMap<String, JoinHandle<()>>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Drop for Inner {
     fn drop(&mut self) {
         // Containers outlive the scheduler by design (the engine keeps them running); the
@@ -139,34 +121,6 @@ impl Drop for Inner {
         for (_, follower) in lock(&self.shared.logs).drain() {
             follower.abort();
         }
-    }
-}
-
-/// One container the scheduler acts on.
-#[derive(Debug, Clone)]
-struct Target {
-    name: String,
-    app: String,
-    process_type: String,
-    num: u32,
-    release: u64,
-    healthcheck: Option<Healthcheck>,
-}
-
-impl Target {
-    fn of(app: &str, listed: &Listed) -> Target {
-        Target {
-            name: listed.name.clone(),
-            app: app.to_string(),
-            process_type: listed.process_type.clone(),
-            num: listed.num,
-            release: listed.release,
-            healthcheck: listed.healthcheck.clone(),
-        }
-    }
-
-    fn short_name(&self) -> String {
-        format!("{}.{}", self.process_type, self.num)
     }
 }
 
@@ -317,187 +271,6 @@ impl DockerScheduler {
         });
         Ok(instances)
     }
-}
-
-impl Shared {
-    fn set_override(&self, name: &str, state: InstanceState) {
-        lock(&self.overrides).insert(name.to_string(), state);
-    }
-
-    fn emit(
-        &self,
-        target: &Target,
-        state: InstanceState,
-        previous: Option<InstanceState>,
-        port: Option<u16>,
-    ) {
-        let _ = self.events.send(InstanceEvent {
-            instance: Instance {
-                app: target.app.clone(),
-                process_type: target.process_type.clone(),
-                num: target.num,
-                release: target.release,
-                state,
-                endpoint: port.map(|p| format!("{}:{p}", self.config.bind_ip)),
-            },
-            previous,
-        });
-    }
-
-    fn follow(&self, target: &Target, from_start: bool) {
-        let follower = engine::follow_logs(
-            self.docker.clone(),
-            self.sink.clone(),
-            target.name.clone(),
-            target.app.clone(),
-            target.short_name(),
-            from_start,
-        );
-        if let Some(old) = lock(&self.logs).insert(target.name.clone(), follower) {
-            old.abort();
-        }
-    }
-
-    fn deadline(&self, target: &Target) -> Duration {
-        match (is_routable_type(&target.process_type), &target.healthcheck) {
-            (true, Some(check)) => {
-                Duration::from_secs(check.initial_delay_secs + check.timeout_secs.max(1))
-                    + self.config.health_grace
-            }
-            (true, None) => self.config.health_grace,
-            (false, _) => self.config.settle + self.config.health_grace,
-        }
-    }
-
-    /// Waits until the container is healthy; returns its host port (routable types), or why
-    /// it missed its deadline.
-    async fn wait_healthy(&self, target: &Target) -> std::result::Result<Option<u16>, String> {
-        let deadline = self.deadline(target);
-        let check = target.healthcheck.as_ref();
-        let mut problem = String::from("it never started");
-        let waiting = async {
-            if !is_routable_type(&target.process_type) {
-                loop {
-                    tokio::time::sleep(self.config.settle).await;
-                    if engine::running(&self.docker, &target.name).await {
-                        return None;
-                    }
-                    problem = "it keeps exiting".into();
-                }
-            }
-            if let Some(check) = check {
-                tokio::time::sleep(Duration::from_secs(check.initial_delay_secs)).await;
-            }
-            let mut pause = Duration::from_millis(50);
-            loop {
-                match engine::host_port(&self.docker, &target.name, self.config.container_port)
-                    .await
-                {
-                    None => problem = "its port is not published (is it running?)".into(),
-                    Some(port) => {
-                        let probe = match check {
-                            Some(check) => {
-                                let timeout = Duration::from_secs(check.timeout_secs.max(1));
-                                http_probe(port, &check.url, timeout).await
-                            }
-                            None => proxied_tcp_probe(port, Duration::from_secs(1)).await,
-                        };
-                        match probe {
-                            Probe::Healthy => return Some(port),
-                            Probe::Unhealthy(why) => problem = why,
-                        }
-                    }
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(500));
-            }
-        };
-        match tokio::time::timeout(deadline, waiting).await {
-            Ok(port) => Ok(port),
-            Err(_) => Err(format!(
-                "{} did not become healthy within {deadline:?}: {problem}",
-                target.short_name()
-            )),
-        }
-    }
-}
-
-/// Follows the engine's container events: a managed container that dies is `crashed`; one
-/// the restart policy starts again is `up` once healthy. Containers the scheduler itself is
-/// starting or stopping are left alone.
-async fn monitor(shared: Arc<Shared>) {
-    loop {
-        let filters = HashMap::from([
-            ("type".to_string(), vec!["container".to_string()]),
-            (
-                "label".to_string(),
-                vec![format!("{}={}", engine::LABEL_OWNER, shared.config.owner)],
-            ),
-            (
-                "event".to_string(),
-                vec!["die".to_string(), "start".to_string()],
-            ),
-        ]);
-        let options = EventsOptions {
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let mut events = shared.docker.events(Some(options));
-        while let Some(Ok(message)) = events.next().await {
-            let attributes = message.actor.and_then(|a| a.attributes).unwrap_or_default();
-            let Some(target) = target_of(&attributes) else {
-                continue;
-            };
-            if target.process_type == RUN_TYPE || lock(&shared.overrides).contains_key(&target.name)
-            {
-                continue;
-            }
-            match message.action.as_deref() {
-                Some("die") => {
-                    shared.emit(
-                        &target,
-                        InstanceState::Crashed,
-                        Some(InstanceState::Up),
-                        None,
-                    );
-                }
-                Some("start") => {
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        shared.follow(&target, false);
-                        shared.emit(
-                            &target,
-                            InstanceState::Starting,
-                            Some(InstanceState::Crashed),
-                            None,
-                        );
-                        if let Ok(port) = shared.wait_healthy(&target).await {
-                            shared.emit(
-                                &target,
-                                InstanceState::Up,
-                                Some(InstanceState::Starting),
-                                port,
-                            );
-                        }
-                    });
-                }
-                _ => {}
-            }
-        }
-        // The engine went away or the stream broke: try again shortly.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-fn target_of(attributes: &HashMap<String, String>) -> Option<Target> {
-    Some(Target {
-        name: attributes.get("name")?.clone(),
-        app: attributes.get(engine::LABEL_APP)?.clone(),
-        process_type: attributes.get(engine::LABEL_TYPE)?.clone(),
-        num: attributes.get(engine::LABEL_NUM)?.parse().ok()?,
-        release: attributes.get(engine::LABEL_RELEASE)?.parse().ok()?,
-        healthcheck: engine::healthcheck_of(attributes),
-    })
 }
 
 fn image_of(spec: &AppSpec) -> Result<&str> {
@@ -744,8 +517,11 @@ impl Scheduler for DockerScheduler {
             .await?;
             target
         };
-        let outcome =
-            tokio::time::timeout(shared.config.run_timeout, run_to_end(shared, &target.name)).await;
+        let outcome = tokio::time::timeout(
+            shared.config.run_timeout,
+            run::run_to_end(shared, &target.name),
+        )
+        .await;
         if let Err(e) = engine::remove(&shared.docker, &target.name).await {
             tracing::warn!("removing run container {}: {e}", target.name);
         }
@@ -780,39 +556,4 @@ impl Scheduler for DockerScheduler {
     fn events(&self) -> BoxStream<'static, InstanceEvent> {
         crate::events::stream(&self.shared().events)
     }
-}
-
-/// Starts a created run container, waits for its exit and collects its output.
-async fn run_to_end(shared: &Shared, name: &str) -> Result<RunOutcome> {
-    shared
-        .docker
-        .start_container(name, None)
-        .await
-        .map_err(map_err)?;
-    let exit = match shared.docker.wait_container(name, None).next().await {
-        Some(Ok(response)) => response.status_code,
-        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-        Some(Err(e)) => return Err(map_err(e)),
-        None => return Err(Error::backend("docker", "the wait for the run ended early")),
-    };
-    let options = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
-    let mut logs = shared.docker.logs(name, Some(options));
-    let limit = shared.config.run_output_limit;
-    let mut output = Vec::new();
-    let mut cut = false;
-    while let Some(chunk) = logs.next().await {
-        let chunk = chunk.map_err(map_err)?;
-        let bytes = chunk.as_ref();
-        let room = limit.saturating_sub(output.len());
-        output.extend_from_slice(&bytes[..bytes.len().min(room)]);
-        cut |= bytes.len() > room;
-    }
-    let mut output = String::from_utf8_lossy(&output).into_owned();
-    if cut {
-        output.push_str(&format!("\n[output cut at {limit} bytes]\n"));
-    }
-    Ok(RunOutcome {
-        exit_code: i32::try_from(exit).unwrap_or(-1),
-        output,
-    })
 }
