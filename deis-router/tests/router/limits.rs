@@ -180,3 +180,35 @@ async fn takes_the_client_address_from_proxy_protocol_v1_and_v2() {
         "{plain}"
     );
 }
+
+#[tokio::test]
+async fn answers_garbage_with_400_and_keeps_serving() {
+    let go = upstream("go").await;
+    let (_router, listening) = router_with(&table(1, &[("go", &[go.address()])])).await;
+    let addr = listening.local_addr();
+    for garbage in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: go.example.test\r\nBad Header\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        &[0xff; 64][..],
+    ] {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(garbage).await.unwrap();
+        let mut response = Vec::new();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+        let text = String::from_utf8_lossy(&response);
+        assert!(
+            text.is_empty() || text.starts_with("HTTP/1.1 400"),
+            "{text}"
+        );
+    }
+    let base = format!("http://127.0.0.1:{}/", addr.port());
+    assert_eq!(curl(&["-H", "Host: go.example.test", &base]).await.0, 200);
+    // A Host header that is not valid text is treated as an unknown host.
+    let weird = raw_request(addr, b"", "g\u{e9}.example.test").await;
+    assert!(
+        weird.starts_with("HTTP/1.1 404") || weird.starts_with("HTTP/1.1 400"),
+        "{weird}"
+    );
+}
