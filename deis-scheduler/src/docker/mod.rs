@@ -19,6 +19,7 @@
 //!   once healthy.
 //! - Output of every container goes to the [`LogSink`] tagged `<app>[<type>.<num>]`.
 //! - Images are never pulled: an image missing on the engine is a clear error.
+//! - One engine is one host: placement tags (`AppSpec::tags`) are ignored.
 
 mod engine;
 mod run;

@@ -19,6 +19,7 @@
 //! - Memory and CPU limits go through cgroup v2 when the host allows it; otherwise every
 //!   instance with limits is reported as not enforced (log sink warning,
 //!   [`LocalScheduler::limits_enforced`], [`LocalScheduler::limit_enforcement`]).
+//! - Placement tags (`AppSpec::tags`) mean nothing on one host and are ignored.
 //! - Processes die with the scheduler: [`LocalScheduler::shutdown`] stops everything
 //!   gracefully, and dropping the last handle kills every process group.
 

@@ -255,3 +255,45 @@ async fn docker_tags_logs_and_reports_crashes_and_restarts() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_instances_are_published_while_up() {
+    use deis_core::discovery::{keys, Discovery};
+    use deis_core::memory::MemoryDiscovery;
+    use deis_scheduler::{Publisher, PublisherConfig};
+    let engine = engine(|_| {}).await;
+    let discovery = Arc::new(MemoryDiscovery::new());
+    let publisher = Publisher::spawn(
+        Arc::new(engine.scheduler.clone()),
+        discovery.clone(),
+        PublisherConfig {
+            resync_interval: Duration::from_secs(60),
+            ..PublisherConfig::default()
+        },
+    );
+    let applied = engine
+        .scheduler
+        .apply(&engine.spec("dpub", 1, &[("web", 1), ("worker", 1)]))
+        .await
+        .unwrap();
+    let key = keys::service("dpub", "dpub_v1.web.1");
+    let published = eventually(Duration::from_secs(3), || async {
+        discovery.get(&key).await.unwrap().map(|kv| kv.value) == applied[0].endpoint
+    })
+    .await;
+    assert!(published, "web.1 is published at its endpoint");
+    let endpoint = applied[0].endpoint.clone().unwrap();
+    assert_eq!(http_status(&endpoint, "/index.html").await, Some(200));
+    let services = discovery
+        .snapshot(&keys::services_of("dpub"))
+        .await
+        .unwrap();
+    assert_eq!(services.entries.len(), 1, "workers are not routable");
+    engine.scheduler.remove("dpub").await.unwrap();
+    let withdrawn = eventually(Duration::from_secs(3), || async {
+        discovery.get(&key).await.unwrap().is_none()
+    })
+    .await;
+    assert!(withdrawn);
+    publisher.shutdown().await;
+}
