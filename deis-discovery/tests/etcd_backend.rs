@@ -209,6 +209,10 @@ async fn watching_a_compacted_revision_fails_with_compacted() {
         discovery.compact(1).await,
         Err(Error::Precondition { .. })
     ));
+    assert!(matches!(
+        discovery.compact(head + 1000).await,
+        Err(Error::Precondition { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

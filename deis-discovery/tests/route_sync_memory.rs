@@ -310,6 +310,54 @@ async fn a_refused_table_is_offered_again() {
 }
 
 #[tokio::test]
+async fn changes_outside_the_routes_move_the_revision_without_a_router_update() {
+    let discovery = MemoryDiscovery::new();
+    discovery
+        .put(&keys::service("a", "a_v1.web.1"), "10.0.0.1:1", None)
+        .await
+        .unwrap();
+    let router = MemoryRouter::new();
+    let sync = RouteSync::spawn(
+        Arc::new(discovery.clone()),
+        Arc::new(router.clone()),
+        fast_options(),
+    )
+    .unwrap();
+    let status = sync.status();
+    assert!(eventually(SOON, || async { status.applies() == 1 }).await);
+    let changes = router.changes_applied();
+    let mut revision = 0;
+    for i in 0..5 {
+        revision = discovery
+            .put(
+                &keys::component_setting("builder", "image"),
+                &format!("builder:v{i}"),
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    assert!(
+        eventually(SOON, || async { status.revision() == revision }).await,
+        "the sync is current with the latest revision"
+    );
+    assert_eq!(router.changes_applied(), changes, "no router update");
+    assert_eq!(status.applies(), 1);
+    discovery
+        .put(&keys::service("a", "a_v1.web.2"), "10.0.0.1:2", None)
+        .await
+        .unwrap();
+    assert!(
+        eventually(SOON, || async {
+            endpoint(&router, "a", "a_v1.web.2").await.is_some()
+        })
+        .await
+    );
+    assert_eq!(status.applies(), 2);
+    sync.stop().await;
+}
+
+#[tokio::test]
 async fn a_stopped_sync_changes_nothing_more() {
     let discovery = MemoryDiscovery::new();
     let router = MemoryRouter::new();

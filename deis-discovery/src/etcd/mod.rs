@@ -110,6 +110,9 @@ impl EtcdDiscovery {
                     Failure::Compacted => {
                         Error::precondition(format!("revision {revision} is already compacted"))
                     }
+                    Failure::Other(message) if message.contains("future revision") => {
+                        Error::precondition(format!("revision {revision} is not written yet"))
+                    }
                     _ => map(error, "compact", None),
                 })
         })

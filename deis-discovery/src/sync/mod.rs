@@ -106,6 +106,7 @@ pub async fn follow_routes(
         pending: None,
         last_apply: None,
         apply_retry_at: None,
+        applied: None,
     };
     follower.run().await;
     follower.status.set_following(false);
@@ -165,6 +166,8 @@ struct Follower {
     last_apply: Option<Instant>,
     /// When a refused table is to be offered again.
     apply_retry_at: Option<Instant>,
+    /// The last table the router accepted.
+    applied: Option<RouteTable>,
 }
 
 impl Follower {
@@ -314,8 +317,21 @@ impl Follower {
     }
 
     /// Offers the pending table to the router; on refusal, schedules another try.
+    /// A table whose routes equal the router's (only the revision moved, e.g. after a change
+    /// of a component setting under `/deis/`) is not offered at all, so a router that
+    /// reloads on every table (nginx) does not churn.
     async fn apply(&mut self) {
         if self.pending.is_none() {
+            return;
+        }
+        if self
+            .applied
+            .as_ref()
+            .is_some_and(|applied| applied.diff(&self.table).is_empty())
+        {
+            self.pending = None;
+            self.apply_retry_at = None;
+            self.status.record_current(self.table.revision);
             return;
         }
         let result = self.router.apply(&self.table).await;
@@ -326,6 +342,7 @@ impl Follower {
                 self.apply_retry_at = None;
                 self.apply_backoff.reset();
                 self.status.record_apply(self.table.revision);
+                self.applied = Some(self.table.clone());
             }
             Err(error) => {
                 self.failed("applying the route table", &error);

@@ -77,12 +77,13 @@ impl RouteSyncStatus {
         Self::default()
     }
 
-    /// The discovery revision of the table the router last accepted (0 before the first).
+    /// The discovery revision the router's routes are current with (0 before the first
+    /// table): changes outside the routing layout advance it without a router update.
     pub fn revision(&self) -> u64 {
         self.revision.load(Ordering::Acquire)
     }
 
-    /// When the router last accepted a table, if ever.
+    /// When the router last accepted a changed table, if ever.
     pub fn last_updated(&self) -> Option<SystemTime> {
         match self.updated_at_ms.load(Ordering::Acquire) {
             0 => None,
@@ -90,7 +91,7 @@ impl RouteSyncStatus {
         }
     }
 
-    /// How many tables the router accepted.
+    /// How many changed tables the router accepted.
     pub fn applies(&self) -> u64 {
         self.applies.load(Ordering::Acquire)
     }
@@ -121,6 +122,11 @@ impl RouteSyncStatus {
         self.revision.store(revision, Ordering::Release);
         self.updated_at_ms.store(now, Ordering::Release);
         self.applies.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Notes that the router's routes, unchanged, are current with `revision`.
+    pub(crate) fn record_current(&self, revision: u64) {
+        self.revision.store(revision, Ordering::Release);
     }
 
     pub(crate) fn record_snapshot(&self) {
@@ -184,5 +190,8 @@ mod tests {
             .duration_since(status.last_updated().unwrap())
             .unwrap_or_default();
         assert!(age < Duration::from_secs(5));
+        status.record_current(43);
+        assert_eq!(status.revision(), 43);
+        assert_eq!(status.applies(), 1);
     }
 }
