@@ -50,15 +50,24 @@ pub(crate) fn upgrade_protocol(headers: &HeaderMap) -> Option<HeaderValue> {
 /// Sets `X-Forwarded-For` (appending the client to an existing list), `-Proto` and `-Port`.
 pub(crate) fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, https: bool, port: u16) {
     let client = client.to_string();
-    let mut chain: Vec<&str> = Vec::new();
-    let existing: Vec<HeaderValue> = headers.get_all("x-forwarded-for").iter().cloned().collect();
-    for value in &existing {
-        if let Ok(text) = value.to_str() {
-            chain.extend(text.split(',').map(str::trim).filter(|s| !s.is_empty()));
+    let value = if headers.contains_key("x-forwarded-for") {
+        let mut chain: Vec<String> = Vec::new();
+        for value in headers.get_all("x-forwarded-for") {
+            if let Ok(text) = value.to_str() {
+                chain.extend(
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string),
+                );
+            }
         }
-    }
-    chain.push(&client);
-    if let Ok(value) = HeaderValue::from_str(&chain.join(", ")) {
+        chain.push(client);
+        HeaderValue::from_str(&chain.join(", "))
+    } else {
+        HeaderValue::from_str(&client)
+    };
+    if let Ok(value) = value {
         headers.insert("x-forwarded-for", value);
     }
     let proto = if https { "https" } else { "http" };

@@ -229,7 +229,7 @@ struct Forward {
 
 impl Forward {
     async fn send(
-        self,
+        mut self,
         shared: &Shared,
         entry: &AppEntry,
     ) -> Result<Response<ResponseBody>, StatusCode> {
@@ -251,7 +251,13 @@ impl Forward {
             *request.method_mut() = self.method.clone();
             *request.uri_mut() = uri;
             *request.version_mut() = Version::HTTP_11;
-            *request.headers_mut() = self.headers.clone();
+            // The headers are copied only while another endpoint may still be tried.
+            let last_try = attempt + 1 >= attempts.min(entry.endpoints.len());
+            *request.headers_mut() = if last_try {
+                std::mem::take(&mut self.headers)
+            } else {
+                self.headers.clone()
+            };
             let guard = endpoint.start();
             let started = Instant::now();
             let sent = tokio::time::timeout(
