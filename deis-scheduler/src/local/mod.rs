@@ -280,6 +280,11 @@ impl LocalScheduler {
             }
         });
         futures::future::join_all(stops).await;
+        self.forget(handles);
+    }
+
+    /// Drops instances from the table and frees their ports.
+    fn forget(&self, handles: &[Arc<Handle>]) {
         let mut apps = lock(&self.inner.apps);
         let mut ports = lock(&self.inner.ports);
         for handle in handles {
@@ -356,6 +361,31 @@ impl Drop for Inner {
     }
 }
 
+/// Stops the instances a rollout started when its `apply` is dropped half-way (a caller's
+/// timeout), so an abandoned rollout leaves only the old release running.
+struct Rollout<'a> {
+    scheduler: &'a LocalScheduler,
+    started: Vec<Arc<Handle>>,
+}
+
+impl Rollout<'_> {
+    /// The rollout is settled (kept or stopped): nothing to undo.
+    fn settle(mut self) -> Vec<Arc<Handle>> {
+        std::mem::take(&mut self.started)
+    }
+}
+
+impl Drop for Rollout<'_> {
+    fn drop(&mut self) {
+        for handle in &self.started {
+            // Stop without waiting: the supervisor withdraws and stops it on its own.
+            let (done, _) = oneshot::channel();
+            let _ = handle.commands.send(Command::Stop(done));
+        }
+        self.scheduler.forget(&self.started);
+    }
+}
+
 /// The local scheduler runs Procfile entries only.
 fn check_spec(spec: &AppSpec) -> Result<()> {
     check_spec_common(spec)?;
@@ -398,13 +428,17 @@ impl Scheduler for LocalScheduler {
             .collect();
         let plan = plan(spec, &slots);
         let retire: Vec<Arc<Handle>> = plan.retire.iter().map(|i| current[*i].clone()).collect();
-        let mut started = Vec::new();
+        let mut rollout = Rollout {
+            scheduler: self,
+            started: Vec::new(),
+        };
         if let Some(dir) = dir {
             for (process_type, num) in &plan.start {
                 let port = if is_routable_type(process_type) {
                     match self.allocate_port() {
                         Ok(port) => Some(port),
                         Err(e) => {
+                            let started = rollout.settle();
                             self.stop_all(&started).await;
                             return Err(e);
                         }
@@ -412,7 +446,7 @@ impl Scheduler for LocalScheduler {
                 } else {
                     None
                 };
-                started.push(
+                rollout.started.push(
                     self.start(InstanceSpec {
                         app: spec.app.clone(),
                         process_type: process_type.clone(),
@@ -432,12 +466,13 @@ impl Scheduler for LocalScheduler {
                 );
             }
         }
-        let waits = started.iter().map(|h| self.wait_up(h));
+        let waits = rollout.started.iter().map(|h| self.wait_up(h));
         let failures: Vec<String> = futures::future::join_all(waits)
             .await
             .into_iter()
             .filter_map(|r| r.err())
             .collect();
+        let started = rollout.settle();
         if !failures.is_empty() {
             self.stop_all(&started).await;
             let message = format!(

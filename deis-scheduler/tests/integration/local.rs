@@ -493,3 +493,45 @@ async fn debug_output_never_shows_config_values() {
     assert!(!debug.contains("hunter2-very-secret"), "{debug}");
     fixture.scheduler.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_abandoned_rollout_stops_its_new_instances() {
+    let fixture = Fixture::new();
+    let v1 = fixture
+        .scheduler
+        .apply(&fixture.spec("abandoned", 1, &[("web", 1)]))
+        .await
+        .unwrap();
+    let mut v2 = fixture.spec("abandoned", 2, &[("web", 1)]);
+    v2.processes
+        .insert("web".into(), "echo $$ > v2.pid; exec sleep 600".into());
+    // A caller that gives up (an API timeout) drops the apply half-way.
+    let gave_up =
+        tokio::time::timeout(Duration::from_millis(500), fixture.scheduler.apply(&v2)).await;
+    assert!(gave_up.is_err(), "the rollout was still waiting");
+    assert_eq!(fixture.scheduler.instances("abandoned").await.unwrap(), v1);
+    let endpoint = v1[0].endpoint.clone().unwrap();
+    assert_eq!(http_status(&endpoint, "/index.html").await, Some(200));
+    // Nothing of v2 is left running.
+    let pid_file = fixture.dir.path().join("slug/v2.pid");
+    let v2_pid: u32 = std::fs::read_to_string(&pid_file)
+        .expect("v2 started and wrote its pid")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        group_gone(v2_pid).await,
+        "the abandoned instance was stopped"
+    );
+    let v1_pid = fixture.scheduler.pid("abandoned", "web", 1).unwrap();
+    assert!(group_alive(v1_pid));
+    // The app is still usable: the same rollout with a working command succeeds.
+    let v3 = fixture
+        .scheduler
+        .apply(&fixture.spec("abandoned", 3, &[("web", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(v3.len(), 1);
+    assert_eq!(v3[0].release, 3);
+    fixture.scheduler.shutdown().await;
+}
