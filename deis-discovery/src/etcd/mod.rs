@@ -120,8 +120,30 @@ impl EtcdDiscovery {
         .map(|_| ())
     }
 
-    fn wire_key(&self, key: &str) -> String {
-        format!("{}{key}", self.namespace)
+    /// The key on the wire: under the namespace, if any. Keys must not be empty.
+    fn wire_key(&self, key: &str) -> Result<String> {
+        if key.is_empty() {
+            return Err(invalid_key("empty_key", "a discovery key cannot be empty"));
+        }
+        self.wire_prefix(key)
+    }
+
+    /// The prefix on the wire. With a namespace, keys must start with `/` (as the Deis
+    /// layout's do), so that nothing can reach outside it: the namespace `/a` must not see
+    /// `/ab…`; the empty prefix is the whole namespace.
+    fn wire_prefix(&self, prefix: &str) -> Result<String> {
+        if self.namespace.is_empty() {
+            Ok(prefix.to_string())
+        } else if prefix.is_empty() {
+            Ok(format!("{}/", self.namespace))
+        } else if prefix.starts_with('/') {
+            Ok(format!("{}{prefix}", self.namespace))
+        } else {
+            Err(invalid_key(
+                "not_absolute",
+                format!("key {prefix:?} must start with '/' in a namespaced etcd"),
+            ))
+        }
     }
 
     /// Runs one request within the request timeout. While etcd is unavailable and time
@@ -160,7 +182,7 @@ impl EtcdDiscovery {
 
     /// Reads every key under the wire prefix at one revision, in pages.
     async fn read_prefix(&self, prefix: &str) -> Result<Snapshot> {
-        let wire_prefix = self.wire_key(prefix);
+        let wire_prefix = self.wire_prefix(prefix)?;
         let range_end = prefix_end(wire_prefix.as_bytes());
         let mut entries = Vec::new();
         let mut revision: Option<i64> = None;
@@ -263,6 +285,10 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
+fn invalid_key(rule: &'static str, message: impl Into<String>) -> Error {
+    Error::Invalid(deis_core::error::ValidationError::new("key", rule, message))
+}
+
 fn to_i64(value: u64) -> Result<i64> {
     i64::try_from(value).map_err(|_| {
         Error::Invalid(deis_core::error::ValidationError::new(
@@ -286,7 +312,7 @@ impl Discovery for EtcdDiscovery {
     }
 
     async fn put(&self, key: &str, value: &str, lease: Option<LeaseId>) -> Result<u64> {
-        let wire = self.wire_key(key);
+        let wire = self.wire_key(key)?;
         let what = format!("put {key}");
         let response = self
             .request(&what, true, |mut client| {
@@ -307,7 +333,7 @@ impl Discovery for EtcdDiscovery {
     }
 
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let wire = self.wire_key(key);
+        let wire = self.wire_key(key)?;
         let what = format!("get {key}");
         let response = self
             .request(&what, true, |mut client| {
@@ -334,7 +360,7 @@ impl Discovery for EtcdDiscovery {
     }
 
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
-        let wire = self.wire_key(prefix);
+        let wire = self.wire_prefix(prefix)?;
         let what = format!("delete {prefix}*");
         // Deleting is idempotent in effect, but a repeat would under-count: try once.
         let response = self
@@ -451,6 +477,29 @@ mod tests {
         assert_eq!(strip_namespace("", b"/deis/x").as_deref(), Some("/deis/x"));
         assert_eq!(strip_namespace("/ns", b"/other/x"), None);
         assert_eq!(strip_namespace("", b"\xff"), None);
+    }
+
+    #[tokio::test]
+    async fn namespaced_keys_stay_inside_the_namespace() {
+        // The client connects lazily, so no etcd is needed to map keys.
+        let client = Client::connect(["http://127.0.0.1:1"], None).await.unwrap();
+        let discovery = EtcdDiscovery {
+            client,
+            endpoints: vec![],
+            namespace: "/ns".into(),
+            request_timeout: Duration::from_secs(1),
+        };
+        assert_eq!(discovery.wire_key("/deis/x").unwrap(), "/ns/deis/x");
+        assert_eq!(discovery.wire_prefix("").unwrap(), "/ns/");
+        assert!(discovery.wire_prefix("deis").is_err());
+        assert!(discovery.wire_key("").is_err());
+        let plain = EtcdDiscovery {
+            namespace: String::new(),
+            ..discovery
+        };
+        assert_eq!(plain.wire_prefix("").unwrap(), "");
+        assert_eq!(plain.wire_key("anything").unwrap(), "anything");
+        assert!(plain.wire_key("").is_err());
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub(super) async fn open(
     let mut watcher = Watcher {
         client: discovery.client.clone(),
         namespace: discovery.namespace.clone(),
-        wire_prefix: discovery.wire_key(prefix),
+        wire_prefix: discovery.wire_prefix(prefix)?,
         request_timeout: discovery.request_timeout,
         last: after_revision,
     };
