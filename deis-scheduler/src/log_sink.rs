@@ -43,7 +43,7 @@ impl fmt::Display for LogLine {
 }
 
 /// A bounded in-memory sink that keeps the newest lines, for tests and for embedding.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MemoryLogSink {
     inner: Arc<Mutex<VecDeque<LogLine>>>,
     capacity: usize,
@@ -74,6 +74,16 @@ impl MemoryLogSink {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<LogLine>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for MemoryLogSink {
+    /// The lines are app output, not state: only how many are kept is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryLogSink")
+            .field("lines", &self.lock().len())
+            .field("capacity", &self.capacity)
+            .finish()
     }
 }
 
