@@ -38,19 +38,23 @@ pub struct RouteSync {
 impl RouteSync {
     /// Starts following discovery into `router` on the current Tokio runtime.
     ///
-    /// Fails only when the options are invalid; everything later is retried.
+    /// Fails only when the options are invalid or there is no runtime; everything later is
+    /// retried.
     pub fn spawn(
         discovery: Arc<dyn Discovery>,
         router: Arc<dyn Router>,
         options: RouteSyncOptions,
     ) -> Result<Self> {
         options.validate()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::precondition("RouteSync::spawn must be called within a Tokio runtime")
+        })?;
         let status = Arc::new(RouteSyncStatus::new());
         let shutdown = CancellationToken::new();
         let task = {
             let status = status.clone();
             let shutdown = shutdown.clone();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 if let Err(error) =
                     follow_routes(discovery, router, options, status, shutdown).await
                 {
@@ -407,6 +411,16 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spawning_outside_a_runtime_is_an_error_not_a_panic() {
+        let result = RouteSync::spawn(
+            Arc::new(deis_core::memory::MemoryDiscovery::new()),
+            Arc::new(deis_core::memory::MemoryRouter::new()),
+            RouteSyncOptions::default(),
+        );
+        assert!(matches!(result, Err(Error::Precondition { .. })));
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
