@@ -23,6 +23,7 @@ struct Engine {
     scheduler: DockerScheduler,
     sink: MemoryLogSink,
     owner: String,
+    prefix: String,
     image: String,
 }
 
@@ -112,6 +113,7 @@ async fn engine(configure: impl FnOnce(&mut DockerConfig)) -> Engine {
         scheduler,
         sink,
         owner,
+        prefix: format!("t{id}-"),
         image,
     }
 }
@@ -296,4 +298,38 @@ async fn docker_instances_are_published_while_up() {
     .await;
     assert!(withdrawn);
     publisher.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_containers_carry_names_labels_limits_and_restart_policy() {
+    let engine = engine(|_| {}).await;
+    let mut spec = engine.spec("dlimits", 4, &[("worker", 1)]);
+    spec.limits.insert(
+        "worker".into(),
+        deis_core::scheduler::ProcessLimits {
+            memory_bytes: Some(64 << 20),
+            cpu_shares: Some(512),
+        },
+    );
+    engine.scheduler.apply(&spec).await.unwrap();
+    let name = format!("{}dlimits_v4.worker.1", engine.prefix);
+    let inspect = Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{.HostConfig.Memory}} {{.HostConfig.CpuShares}} {{.HostConfig.RestartPolicy.Name}} {{index .Config.Labels \"io.deis.app\"}} {{index .Config.Labels \"io.deis.type\"}} {{index .Config.Labels \"io.deis.num\"}} {{index .Config.Labels \"io.deis.release\"}}",
+            &name,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        format!("{} 512 on-failure dlimits worker 1 4", 64u64 << 20)
+    );
+    engine.scheduler.remove("dlimits").await.unwrap();
 }
