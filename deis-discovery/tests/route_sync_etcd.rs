@@ -155,3 +155,45 @@ async fn a_compaction_while_away_forces_a_resync_that_converges() {
     );
     sync.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_etcd_keeps_the_table_and_the_sync_goes_on_after() {
+    let cluster = EtcdCluster::start(1).await;
+    let discovery = Arc::new(
+        EtcdDiscovery::connect(EtcdConfig::new(cluster.endpoints()))
+            .await
+            .unwrap(),
+    );
+    discovery
+        .put(&keys::service("go", "go_v1.web.1"), "10.0.0.1:5000", None)
+        .await
+        .unwrap();
+    let router = MemoryRouter::new();
+    let sync = RouteSync::spawn(discovery.clone(), Arc::new(router.clone()), options()).unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            endpoints_of(&router, "go").await == 1
+        })
+        .await
+    );
+    let before = router.current().await.unwrap();
+
+    // A hung etcd (connections open, no answers) is not an empty table.
+    cluster.members[0].signal("STOP");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(router.current().await.unwrap(), before);
+    cluster.members[0].signal("CONT");
+
+    discovery
+        .put(&keys::service("go", "go_v1.web.2"), "10.0.0.1:5001", None)
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            endpoints_of(&router, "go").await == 2
+        })
+        .await,
+        "changes after the thaw arrive"
+    );
+    sync.stop().await;
+}

@@ -98,6 +98,18 @@ impl EtcdMember {
         }
     }
 
+    /// Freezes (`SIGSTOP`) or thaws (`SIGCONT`) the process: a member that hangs with its
+    /// connections open, rather than one that is gone.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the member is running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// The last lines of the member's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
