@@ -64,6 +64,12 @@ impl EtcdConfig {
         self
     }
 
+    /// The same configuration with another timeout for each request (not a watch).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// Checks that the endpoints and timeouts make sense.
     pub fn validate(&self) -> Result<()> {
         if self.endpoints.is_empty() {

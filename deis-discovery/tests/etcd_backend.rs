@@ -218,10 +218,7 @@ async fn watching_a_compacted_revision_fails_with_compacted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_resumes_by_itself_after_etcd_restarts() {
     let mut cluster = EtcdCluster::start(1).await;
-    let config = EtcdConfig {
-        request_timeout: Duration::from_secs(2),
-        ..EtcdConfig::new(cluster.endpoints())
-    };
+    let config = EtcdConfig::new(cluster.endpoints()).with_request_timeout(Duration::from_secs(2));
     let discovery = EtcdDiscovery::connect(config).await.unwrap();
     let start = discovery.put("/deis/before", "1", None).await.unwrap();
     let mut stream = discovery.watch("/deis/", start - 1).await.unwrap();
@@ -260,10 +257,7 @@ async fn a_watch_resumes_by_itself_after_etcd_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_cluster_is_unavailable_not_a_hang() {
     let mut cluster = EtcdCluster::start(1).await;
-    let config = EtcdConfig {
-        request_timeout: Duration::from_secs(1),
-        ..EtcdConfig::new(cluster.endpoints())
-    };
+    let config = EtcdConfig::new(cluster.endpoints()).with_request_timeout(Duration::from_secs(1));
     let discovery = EtcdDiscovery::connect(config).await.unwrap();
     cluster.members[0].kill();
     let started = std::time::Instant::now();

@@ -37,8 +37,10 @@ struct Watcher {
     last: u64,
 }
 
-/// Creates the watch (failing at once when etcd is unreachable or the revision is gone) and
-/// starts the task that keeps it going.
+/// Creates the watch (failing when etcd cannot be reached within the request timeout) and
+/// starts the task that keeps it going. A compacted start revision usually shows as the
+/// stream's first item rather than as an error here: etcd confirms a watch before it cancels
+/// it for compaction.
 pub(super) async fn open(
     discovery: &EtcdDiscovery,
     prefix: &str,
