@@ -6,12 +6,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on loopback (bound and released; good enough for tests).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("binding a free loopback port")
+/// `count` distinct free TCP ports on loopback (all bound at once, then released; good
+/// enough for tests).
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("binding a loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("a bound address").port())
+        .collect()
 }
 
 /// One etcd member run by a test, on loopback ports, killed when dropped.
@@ -28,11 +32,11 @@ pub struct EtcdMember {
 }
 
 impl EtcdMember {
-    fn new(name: &str, dir: &Path) -> Self {
+    fn new(name: &str, dir: &Path, client_port: u16, peer_port: u16) -> Self {
         EtcdMember {
             name: name.to_string(),
-            client_port: free_port(),
-            peer_port: free_port(),
+            client_port,
+            peer_port,
             data_dir: dir.join(format!("{name}.etcd")),
             log: dir.join(format!("{name}.log")),
             initial_cluster: String::new(),
@@ -135,8 +139,9 @@ impl EtcdCluster {
     /// Starts `size` members that form one cluster, and waits until it accepts writes.
     pub async fn start(size: usize) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        let ports = free_ports(2 * size);
         let mut members: Vec<EtcdMember> = (0..size)
-            .map(|i| EtcdMember::new(&format!("m{i}"), dir.path()))
+            .map(|i| EtcdMember::new(&format!("m{i}"), dir.path(), ports[2 * i], ports[2 * i + 1]))
             .collect();
         let token = format!("deis-test-{}", members[0].peer_port);
         let initial_cluster = members
