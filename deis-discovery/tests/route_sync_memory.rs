@@ -357,6 +357,84 @@ async fn changes_outside_the_routes_move_the_revision_without_a_router_update() 
     sync.stop().await;
 }
 
+/// A router that takes its time over every table (an nginx reload, say).
+#[derive(Debug, Default)]
+struct SlowRouter {
+    inner: MemoryRouter,
+    applying: AtomicU64,
+}
+
+#[async_trait]
+impl Router for SlowRouter {
+    fn backend(&self) -> &'static str {
+        "slow"
+    }
+
+    async fn apply(&self, table: &RouteTable) -> Result<()> {
+        self.applying.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.inner.apply(table).await
+    }
+
+    async fn current(&self) -> Result<RouteTable> {
+        self.inner.current().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_falls_behind_resyncs_and_converges() {
+    let discovery = MemoryDiscovery::new();
+    let router = Arc::new(SlowRouter::default());
+    let sync =
+        RouteSync::spawn(Arc::new(discovery.clone()), router.clone(), fast_options()).unwrap();
+    let status = sync.status();
+    assert!(eventually(SOON, || async { status.applies() == 1 }).await);
+    // While the router is busy with one table, more changes arrive than a watch buffers.
+    discovery
+        .put(
+            &keys::service("lag", "lag_v1.web.first"),
+            "10.0.0.1:1",
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        eventually(SOON, || async {
+            router.applying.load(Ordering::SeqCst) == 2
+        })
+        .await
+    );
+    let count = 5000;
+    for i in 0..count {
+        discovery
+            .put(
+                &keys::service("lag", &format!("lag_v1.web.{i}")),
+                "10.0.0.1:2",
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            router
+                .current()
+                .await
+                .unwrap()
+                .apps
+                .get("lag")
+                .is_some_and(|route| route.endpoints.len() == count + 1)
+        })
+        .await,
+        "the router converges on discovery's table"
+    );
+    assert!(
+        status.snapshots() >= 2,
+        "falling behind the watch buffer forced a resync"
+    );
+    sync.stop().await;
+}
+
 #[tokio::test]
 async fn a_stopped_sync_changes_nothing_more() {
     let discovery = MemoryDiscovery::new();
