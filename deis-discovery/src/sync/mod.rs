@@ -346,6 +346,11 @@ impl Follower {
                 self.apply_retry_at = None;
                 self.apply_backoff.reset();
                 self.status.record_apply(self.table.revision);
+                tracing::debug!(
+                    revision = self.table.revision,
+                    apps = self.table.apps.len(),
+                    "route table applied"
+                );
                 self.applied = Some(self.table.clone());
             }
             Err(error) => {
