@@ -1,0 +1,5 @@
+//! Behaviour of the endpoints, by resource group.
+
+mod deploys;
+mod resources;
+mod users;
