@@ -28,7 +28,7 @@ fn instance(num: u32) -> Instance {
 async fn a_three_member_cluster_survives_losing_a_member() {
     let started = Instant::now();
     let mut cluster = EtcdCluster::start(3).await;
-    let config = EtcdConfig::new(cluster.endpoints()).with_request_timeout(Duration::from_secs(3));
+    let config = EtcdConfig::new(cluster.endpoints());
     let discovery = EtcdDiscovery::connect(config).await.unwrap();
 
     let lease = discovery.grant_lease(Duration::from_secs(3)).await.unwrap();

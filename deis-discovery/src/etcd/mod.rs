@@ -155,16 +155,22 @@ impl EtcdDiscovery {
         Fut: Future<Output = Result<T>>,
     {
         let deadline = Instant::now() + self.request_timeout;
+        // An attempt that hangs (a member that lost its leader, a half-dead connection) is
+        // given up early when it can be tried again, leaving time for another member.
+        let per_attempt = if idempotent {
+            attempt_timeout(self.request_timeout)
+        } else {
+            self.request_timeout
+        };
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let outcome = match tokio::time::timeout(remaining, call(self.client.clone())).await {
+            let limit = deadline
+                .saturating_duration_since(Instant::now())
+                .min(per_attempt);
+            let outcome = match tokio::time::timeout(limit, call(self.client.clone())).await {
                 Ok(outcome) => outcome,
-                Err(_) => Err(unavailable(format!(
-                    "{what}: no answer within {:?}",
-                    self.request_timeout
-                ))),
+                Err(_) => Err(unavailable(format!("{what}: no answer within {limit:?}"))),
             };
             match outcome {
                 Err(error) if error.is_retryable() && (idempotent || errors::is_unsent(&error)) => {
@@ -297,6 +303,14 @@ fn to_i64(value: u64) -> Result<i64> {
             format!("revision {value} does not fit etcd's signed 64-bit revisions"),
         ))
     })
+}
+
+/// How long one attempt of a request that may be tried again can take: a third of the
+/// request timeout, at least half a second.
+fn attempt_timeout(request_timeout: Duration) -> Duration {
+    (request_timeout / 3)
+        .max(Duration::from_millis(500))
+        .min(request_timeout)
 }
 
 /// Rounds a lease TTL up to whole seconds, at least one.
@@ -458,6 +472,22 @@ mod tests {
         assert_eq!(ttl_seconds(Duration::from_secs(1)), 1);
         assert_eq!(ttl_seconds(Duration::from_millis(1001)), 2);
         assert_eq!(ttl_seconds(Duration::from_secs(30)), 30);
+    }
+
+    #[test]
+    fn attempts_take_a_third_of_the_request_timeout() {
+        assert_eq!(
+            attempt_timeout(Duration::from_secs(6)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            attempt_timeout(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            attempt_timeout(Duration::from_millis(200)),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]

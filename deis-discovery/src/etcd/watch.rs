@@ -108,7 +108,8 @@ impl Watcher {
         } else {
             options
         };
-        let timeout = self.request_timeout;
+        // Creating is tried again on failure, so one attempt gets only part of the timeout.
+        let timeout = super::attempt_timeout(self.request_timeout);
         let what = "create watch";
         let mut stream = tokio::time::timeout(timeout, self.client.watch(key, Some(options)))
             .await
