@@ -9,7 +9,8 @@
 #   app1.example.test to the backend and answering 404 for other hosts;
 # - load: wrk -t1 -cC -dD --latency on core 0, targets alternated for R rounds;
 # - churn: nginx reloaded (SIGHUP, config alternating between the two backend ports) ten
-#   times a second during a wrk run, versus the built-in router applying a new table ten
+#   times a second during a wrk run; HAProxy's server address switched between the two ports
+#   through its runtime API ten times a second; the built-in router applying a new table ten
 #   times a second (bench_router --churn).
 #
 # Usage: deis-router/benches/compare.sh   (env: DURATION=5s CONNECTIONS=50 ROUNDS=3 NICE=-10)
@@ -111,10 +112,12 @@ NGINX_CHURN_PID=$!
 PIDS+=($NGINX_CHURN_PID)
 
 # --- HAProxy ---------------------------------------------------------------------------------
-cat >"$WORK/haproxy.cfg" <<CONF
+haproxy_conf() { # haproxy_conf <listen port> [global line]
+    cat <<CONF
 global
     nbthread 1
     maxconn 4096
+    ${2:-}
 defaults
     mode http
     timeout connect 5s
@@ -123,7 +126,7 @@ defaults
     option http-keep-alive
     http-reuse always
 frontend web
-    bind 127.0.0.1:$HAPROXY
+    bind 127.0.0.1:$1
     acl app1 hdr(host) -i $HOST
     http-request deny deny_status 404 unless app1
     use_backend app1 if app1
@@ -131,17 +134,24 @@ backend app1
     option forwardfor
     server b1 127.0.0.1:$BACKEND1
 CONF
+}
+HAPROXY_CHURN=$(free_port)
+haproxy_conf "$HAPROXY" >"$WORK/haproxy.cfg"
+haproxy_conf "$HAPROXY_CHURN" "stats socket $WORK/haproxy.sock mode 600 level admin" >"$WORK/haproxy-churn.cfg"
 nice -n "$NICE" taskset -c 1 haproxy -f "$WORK/haproxy.cfg" -db &
+PIDS+=($!)
+nice -n "$NICE" taskset -c 1 haproxy -f "$WORK/haproxy-churn.cfg" -db &
 PIDS+=($!)
 
 # --- the built-in router -------------------------------------------------------------------
 nice -n "$NICE" taskset -c 1 "$BENCH_ROUTER" --listen "127.0.0.1:$OURS" --host "$HOST" --backend "127.0.0.1:$BACKEND1" 2>/dev/null &
 PIDS+=($!)
-nice -n "$NICE" taskset -c 1 "$BENCH_ROUTER" --listen "127.0.0.1:$OURS_CHURN" --host "$HOST" \
+OURS_ADMIN=$(free_port)
+nice -n "$NICE" taskset -c 1 "$BENCH_ROUTER" --listen "127.0.0.1:$OURS_CHURN" --admin "127.0.0.1:$OURS_ADMIN" --host "$HOST" \
     --backend "127.0.0.1:$BACKEND1" --backend "127.0.0.1:$BACKEND2" --churn 2>/dev/null &
 PIDS+=($!)
 
-for port in "$BACKEND1" "$BACKEND2" "$NGINX" "$NGINX_CHURN" "$HAPROXY" "$OURS" "$OURS_CHURN"; do wait_port "$port"; done
+for port in "$BACKEND1" "$BACKEND2" "$NGINX" "$NGINX_CHURN" "$HAPROXY" "$HAPROXY_CHURN" "$OURS" "$OURS_CHURN"; do wait_port "$port"; done
 for port in "$NGINX" "$HAPROXY" "$OURS"; do
     test "$(curl -s -H "Host: $HOST" "http://127.0.0.1:$port/")" = "ok" || { echo "port $port does not proxy" >&2; exit 1; }
     test "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: other.test' "http://127.0.0.1:$port/")" = "404" \
@@ -211,7 +221,28 @@ echo "==> route churn: 10 changes per second during one run each"
 RELOADER=$!
 run nginx-churn "$NGINX_CHURN"
 wait "$RELOADER" || true
+# HAProxy changes the server address through its runtime API (no reload), ten times a second.
+python3 - "$WORK/haproxy.sock" "$BACKEND1" "$BACKEND2" "${DURATION%s}" <<'PY' &
+import socket, sys, time
+path, ports, seconds = sys.argv[1], sys.argv[2:4], float(sys.argv[4]) + 1
+end, flip, changed = time.time() + seconds, 0, 0
+while time.time() < end:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(path)
+    s.sendall(f"set server app1/b1 addr 127.0.0.1 port {ports[flip]}\n".encode())
+    changed += b"changed" in s.recv(4096)
+    s.close()
+    flip = 1 - flip
+    time.sleep(0.1)
+print(f"    (haproxy runtime API: {changed} address changes applied)", file=sys.stderr)
+PY
+CHANGER=$!
+run haproxy-churn "$HAPROXY_CHURN"
+wait "$CHANGER" || true
+applies_before=$(curl -s "http://127.0.0.1:$OURS_ADMIN/metrics" | awk '/^deis_router_route_table_applies_total/ {print $2}')
 run builtin-churn "$OURS_CHURN"
+applies_after=$(curl -s "http://127.0.0.1:$OURS_ADMIN/metrics" | awk '/^deis_router_route_table_applies_total/ {print $2}')
+echo "    (built-in router: $((applies_after - applies_before)) tables applied during the run)" >&2
 
 echo "==> summary"
 python3 - "$WORK/results" <<'PY'

@@ -89,6 +89,8 @@ async fn accept_loop(
 ) {
     let graceful = GracefulShutdown::new();
     let (force, force_rx) = watch::channel(false);
+    // Once the `Listening` handle is dropped nobody can stop the listener: keep serving.
+    let mut detached = false;
     let grace = loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -109,9 +111,10 @@ async fn accept_loop(
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
-            changed = stop.changed() => {
-                break if changed.is_ok() { (*stop.borrow()).unwrap_or_default() } else { Duration::ZERO };
-            }
+            changed = stop.changed(), if !detached => match changed {
+                Ok(()) => break (*stop.borrow()).unwrap_or_default(),
+                Err(_) => detached = true,
+            },
         }
     };
     drop(listener);

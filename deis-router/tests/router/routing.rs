@@ -312,6 +312,17 @@ async fn keeps_serving_the_last_table_and_rejects_bad_ones() {
 }
 
 #[tokio::test]
+async fn a_dropped_listening_handle_keeps_serving() {
+    let go = upstream("go").await;
+    let (_router, listening) = router_with(&table(1, &[("go", &[go.address()])])).await;
+    let port = listening.local_addr().port();
+    drop(listening);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let base = format!("http://127.0.0.1:{port}/");
+    assert_eq!(curl(&["-H", "Host: go.example.test", &base]).await.0, 200);
+}
+
+#[tokio::test]
 async fn shuts_down_gracefully() {
     let go = upstream("go").await;
     let (_router, listening) = router_with(&table(1, &[("go", &[go.address()])])).await;
