@@ -86,8 +86,7 @@ impl Controller {
     /// deletes the records.
     pub async fn destroy_app(&self, caller: &User, id: &str) -> ServiceResult<()> {
         let app = self.authorize_app(caller, id, Access::Destroy).await?;
-        let lock = self.app_lock(&app.id);
-        let _guard = lock.lock().await;
+        let _guard = self.lock_app(&app.id).await?;
         let domains: Vec<String> = self
             .store
             .list_domains(&app.id, PageRequest::ALL)

@@ -1,7 +1,7 @@
 //! Config: read the latest, and change it with Deis's merge rules (a new release).
 
 use super::deploy::FormationChange;
-use super::{Access, Controller, ServiceResult};
+use super::{Access, AppGuard, Controller, ServiceResult};
 use deis_core::model::{Config, User};
 use deis_core::release::{config_summary, ConfigPatch};
 use deis_core::store::{BuildChoice, ConfigChoice, NewRelease};
@@ -25,7 +25,9 @@ impl Controller {
 
     /// `POST /v1/apps/<id>/config/`: merges `{values, memory, cpu, tags}` into the latest
     /// config (a `null` unsets), appends a release and rolls it out. A patch that changes
-    /// nothing makes no release. A concurrent write of the same config gives 409.
+    /// nothing makes no release. Writers of one app wait for each other (at most
+    /// `apply_timeout`, then 409), and the store's revision check makes a write based on a
+    /// stale read fail with 409 across processes too.
     pub async fn set_config(
         &self,
         caller: &User,
@@ -34,14 +36,29 @@ impl Controller {
     ) -> ServiceResult<ConfigChange> {
         let app = self.authorize_app(caller, app, Access::Use).await?;
         let patch = ConfigPatch::from_json(body)?;
+        let guard = self.lock_app(&app.id).await?;
         let base = self.store.current_config(&app.id).await?;
-        self.write_config(caller, &app.id, &patch, base).await
+        self.write_config_locked(&guard, caller, &app.id, &patch, base)
+            .await
     }
 
     /// Applies `patch` to `base`, the config the caller read; fails with 409 when the
     /// app's config is no longer at `base.revision`.
     pub async fn write_config(
         &self,
+        caller: &User,
+        app: &str,
+        patch: &ConfigPatch,
+        base: Config,
+    ) -> ServiceResult<ConfigChange> {
+        let guard = self.lock_app(app).await?;
+        self.write_config_locked(&guard, caller, app, patch, base)
+            .await
+    }
+
+    async fn write_config_locked(
+        &self,
+        guard: &AppGuard,
         caller: &User,
         app: &str,
         patch: &ConfigPatch,
@@ -65,7 +82,7 @@ impl Controller {
             },
         };
         let (release, mut config) = self
-            .release_and_rollout(app, request, FormationChange::Keep)
+            .release_and_rollout(guard, app, request, FormationChange::Keep)
             .await?;
         config.values.insert("DEIS_APP".into(), app.to_string());
         config

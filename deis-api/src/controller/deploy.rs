@@ -8,7 +8,7 @@
 //! process; across processes the store's optimistic config revision check still holds.
 
 use super::apps::scheduler_failure;
-use super::{Controller, ServiceError, ServiceResult};
+use super::{AppGuard, Controller, ServiceError, ServiceResult};
 use deis_core::discovery::keys;
 use deis_core::model::{App, Build, Config, Formation, Release};
 use deis_core::release::default_formation;
@@ -101,22 +101,16 @@ impl Controller {
         Ok(build_spec(app, release, build.as_ref(), &config, formation))
     }
 
-    /// Appends a release and rolls it out; on failure the release is discarded and the
-    /// app keeps running its previous release. Returns the release and its config.
+    /// Appends a release and rolls it out, holding the app's deploy lock; on failure the
+    /// release is discarded and the app keeps running its previous release. Returns the
+    /// release and its config.
     pub(crate) async fn release_and_rollout(
         &self,
+        _guard: &AppGuard,
         app_id: &str,
         request: NewRelease,
         change: FormationChange,
     ) -> ServiceResult<(Release, Config)> {
-        let lock = self.app_lock(app_id);
-        let _guard = tokio::time::timeout(self.settings.apply_timeout, lock.lock_owned())
-            .await
-            .map_err(|_| {
-                ServiceError::Conflict(format!(
-                    "Another deploy of {app_id} is in progress; try again."
-                ))
-            })?;
         let app = self.store.get_app(app_id).await?;
         let release = self.store.append_release(request).await?;
         let outcome = self.rollout(&app, &release, change).await;
@@ -201,6 +195,7 @@ impl Controller {
         owner: &str,
         build: Build,
     ) -> ServiceResult<Release> {
+        let guard = self.lock_app(&app.id).await?;
         let previous = self.store.latest_release(&app.id).await?;
         let previous_procfile = match previous.build {
             Some(uuid) => Some(self.store.get_build(&app.id, uuid).await?.procfile),
@@ -217,6 +212,7 @@ impl Controller {
         };
         let (release, _) = self
             .release_and_rollout(
+                &guard,
                 &app.id,
                 request,
                 FormationChange::NewBuild {

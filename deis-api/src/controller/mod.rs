@@ -126,6 +126,10 @@ impl Default for Settings {
     }
 }
 
+/// Proof that the holder has the deploy lock of an app.
+#[derive(Debug)]
+pub(crate) struct AppGuard(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+
 /// The platform's business rules over a store, a scheduler, discovery and a log source.
 #[derive(Debug)]
 pub struct Controller {
@@ -192,6 +196,19 @@ impl Controller {
     pub(crate) fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.app_locks.lock().unwrap_or_else(|e| e.into_inner());
         locks.entry(app.to_string()).or_default().clone()
+    }
+
+    /// Waits (at most `apply_timeout`, then 409) for the app's deploy lock.
+    pub(crate) async fn lock_app(&self, app: &str) -> ServiceResult<AppGuard> {
+        let lock = self.app_lock(app);
+        tokio::time::timeout(self.settings.apply_timeout, lock.lock_owned())
+            .await
+            .map(AppGuard)
+            .map_err(|_| {
+                ServiceError::Conflict(format!(
+                    "Another deploy of {app} is in progress; try again."
+                ))
+            })
     }
 
     pub(crate) fn forget_app_lock(&self, app: &str) {

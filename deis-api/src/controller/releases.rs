@@ -127,6 +127,7 @@ impl Controller {
         version: Option<u64>,
     ) -> ServiceResult<Release> {
         let app = self.authorize_app(caller, app, Access::Use).await?;
+        let guard = self.lock_app(&app.id).await?;
         let latest = self.store.latest_release(&app.id).await?;
         let target = version.unwrap_or(latest.version.saturating_sub(1));
         let target = validation::rollback_target(target, latest.version)?;
@@ -146,7 +147,7 @@ impl Controller {
             config: ConfigChoice::Existing(old.config),
         };
         let (release, _) = self
-            .release_and_rollout(&app.id, request, FormationChange::Keep)
+            .release_and_rollout(&guard, &app.id, request, FormationChange::Keep)
             .await?;
         Ok(release)
     }

@@ -24,15 +24,7 @@ impl Controller {
             )
         })?;
         let counts = validation::scale(object)?;
-        let lock = self.app_lock(&app.id);
-        let _guard = tokio::time::timeout(self.settings.apply_timeout, lock.lock_owned())
-            .await
-            .map_err(|_| {
-                ServiceError::Conflict(format!(
-                    "Another deploy of {} is in progress; try again.",
-                    app.id
-                ))
-            })?;
+        let _guard = self.lock_app(&app.id).await?;
         let app = self.store.get_app(&app.id).await?;
         let release = self.store.latest_release(&app.id).await?;
         let Some(build_id) = release.build else {

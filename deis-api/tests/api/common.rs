@@ -48,6 +48,8 @@ impl Scheduler for TestScheduler {
     }
 
     async fn apply(&self, spec: &AppSpec) -> deis_core::Result<Vec<Instance>> {
+        // A real scheduler awaits I/O here; let concurrent requests interleave.
+        tokio::task::yield_now().await;
         if self.stall_apply.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }

@@ -429,3 +429,35 @@ async fn run_and_logs() {
     assert_eq!(r.text, "line 1\nline 2\n");
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
 }
+
+#[tokio::test]
+async fn concurrent_config_writers_lose_nothing() {
+    let (h, c) = Harness::cast().await;
+    let writes = (0..10).map(|i| {
+        let h = &h;
+        let token = if i % 2 == 0 { &c.bob } else { &c.carol };
+        async move {
+            h.post(
+                "/v1/apps/go/config/",
+                token,
+                json!({"values": {format!("KEY_{i}"): i.to_string()}}),
+            )
+            .await
+        }
+    });
+    let responses = futures::future::join_all(writes).await;
+    for r in &responses {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    let mut versions: Vec<&str> = responses
+        .iter()
+        .map(|r| r.header("Deis-Release").unwrap())
+        .collect();
+    versions.sort_by_key(|v| v.parse::<u32>().unwrap());
+    assert_eq!(
+        versions,
+        ["2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]
+    );
+    let config = h.get("/v1/apps/go/config/", &c.bob).await;
+    assert_eq!(config.body["values"].as_object().unwrap().len(), 10);
+}
