@@ -2,7 +2,7 @@
 //!
 //! [`Controller`] holds the store, scheduler, discovery and log source as trait objects
 //! and checks who may do what ([`perms`]). Every change that Deis turned into a release
-//! goes through one place ([`deploy`]): it appends the release atomically with
+//! goes through one place (the `deploy` module): it appends the release atomically with
 //! `Store::append_release`, then converges the scheduler with a bounded timeout, and
 //! discards the release again when that fails, so the app stays on its previous release.
 
