@@ -96,3 +96,88 @@ pub async fn route_not_found() -> ApiError {
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deis_core::{Error as CoreError, Kind, ValidationError};
+
+    fn status_of(error: CoreError) -> (StatusCode, Value) {
+        ApiError::Service(error.into()).status_and_body()
+    }
+
+    #[test]
+    fn backend_failures_are_opaque_500s() {
+        let (status, body) = status_of(CoreError::backend(
+            "sqlite",
+            "disk I/O error at /var/lib/deis/secret.db",
+        ));
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body, json!({"detail": "Internal server error."}));
+        let (status, body) = status_of(CoreError::Compacted {
+            requested: 1,
+            oldest: 2,
+        });
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("revision"));
+    }
+
+    #[test]
+    fn core_errors_map_to_deis_statuses() {
+        assert_eq!(
+            status_of(CoreError::not_found(Kind::App, "go")),
+            (
+                StatusCode::NOT_FOUND,
+                json!({"detail": "app not found: go"})
+            )
+        );
+        assert_eq!(
+            status_of(CoreError::already_exists(Kind::Domain, "a.example.com")).0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status_of(CoreError::already_exists(Kind::Domain, "a.example.com")).1["domain"][0],
+            "domain a.example.com already exists."
+        );
+        assert_eq!(
+            status_of(CoreError::precondition("stale")).0,
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status_of(CoreError::Unavailable {
+                backend: "etcd",
+                message: "down".into()
+            }),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"detail": "etcd unavailable: down"})
+            )
+        );
+        assert_eq!(
+            status_of(CoreError::NotImplemented {
+                operation: "run",
+                backend: "memory"
+            })
+            .0,
+            StatusCode::NOT_IMPLEMENTED
+        );
+        assert_eq!(
+            status_of(CoreError::Invalid(ValidationError::new(
+                "memory", "invalid", "bad"
+            ))),
+            (StatusCode::BAD_REQUEST, json!({"memory": ["bad"]}))
+        );
+    }
+
+    #[test]
+    fn unauthenticated_answers_carry_www_authenticate() {
+        let response = ApiError::Service(ServiceError::Unauthenticated("Invalid token.".into()))
+            .into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Token");
+        assert_eq!(
+            ApiError::PayloadTooLarge(10).status_and_body().0,
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+}
