@@ -9,6 +9,7 @@ mod render;
 
 pub use render::{render, Rendered};
 
+use crate::config::Hsts;
 use async_trait::async_trait;
 use deis_core::route::{CertificatePair, RouteTable};
 use deis_core::{Error, Result, Router};
@@ -51,6 +52,10 @@ pub struct NginxConfig {
     pub read_timeout: Duration,
     /// Expects PROXY protocol on the listeners and takes the client address from it.
     pub proxy_protocol: bool,
+    /// Sends `Strict-Transport-Security` on https responses of apps.
+    pub hsts: Option<Hsts>,
+    /// Answers plain-http requests for apps with a 301 to the https URL.
+    pub redirect_to_https: bool,
 }
 
 impl NginxConfig {
@@ -70,6 +75,8 @@ impl NginxConfig {
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(1300),
             proxy_protocol: false,
+            hsts: None,
+            redirect_to_https: false,
         }
     }
 

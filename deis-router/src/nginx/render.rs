@@ -122,6 +122,13 @@ pub fn render(options: &NginxConfig, table: &RouteTable) -> Result<Rendered, Val
             options.keepalive_timeout.as_secs()
         ),
     );
+    if let Some(hsts) = &options.hsts {
+        // An empty value adds no header: HSTS is sent on https only.
+        line(o, 1, "map $scheme $hsts_header {");
+        line(o, 2, "default '';");
+        line(o, 2, &format!("https '{}';", hsts.header_value()));
+        line(o, 1, "}");
+    }
     line(o, 1, "map $http_upgrade $connection_upgrade {");
     line(o, 2, "default upgrade;");
     line(o, 2, "'' '';");
@@ -221,6 +228,18 @@ fn app_server(
             line(o, 2, &format!("ssl_certificate {cert};"));
             line(o, 2, &format!("ssl_certificate_key {key};"));
         }
+    }
+    if options.hsts.is_some() {
+        line(
+            o,
+            2,
+            "add_header Strict-Transport-Security $hsts_header always;",
+        );
+    }
+    if options.redirect_to_https {
+        line(o, 2, "if ($scheme = http) {");
+        line(o, 3, "return 301 https://$host$request_uri;");
+        line(o, 2, "}");
     }
     let (allow, _rejected) = AllowList::parse(&route.whitelist);
     for rule in allow.rules() {
@@ -351,6 +370,11 @@ mod tests {
         assert_eq!(rendered, render(&options(), &table.clone()).unwrap());
         assert!(rendered.files.is_empty());
         insta::assert_snapshot!(rendered.config);
+        let mut with_https = options();
+        with_https.hsts = Some(crate::config::Hsts::default());
+        with_https.redirect_to_https = true;
+        let rendered = render(&with_https, &sample_table("10.0.0.1:5000")).unwrap();
+        insta::assert_snapshot!("hsts_and_redirect", rendered.config);
     }
 
     #[test]

@@ -134,6 +134,8 @@ async fn serves_platform_and_per_domain_certificates_by_sni() {
     config.user = Some("root".into());
     config.https_listen = Some(format!("127.0.0.1:{https}"));
     config.platform_certificate = Some(platform);
+    config.hsts = Some(deis_router::Hsts::default());
+    config.redirect_to_https = true;
     let router = NginxRouter::new(config);
     router.start().await.unwrap();
     let mut table = table(1, &[("go", &[go.address()])]);
@@ -164,11 +166,46 @@ async fn serves_platform_and_per_domain_certificates_by_sni() {
         served_custom,
         "nginx never served www.custom.test with its certificate"
     );
-    let (served, response) = crate::tls::tls_get(&pki, addr, "go.example.test", "/").await;
+    let mut platform_answer = None;
+    for _ in 0..100 {
+        let (served, response) = crate::tls::tls_get(&pki, addr, "go.example.test", "/").await;
+        if response.starts_with("HTTP/1.1 200") {
+            platform_answer = Some((served, response));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (served, response) = platform_answer.expect("go.example.test never answered 200");
     assert_eq!(served, platform_der);
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response
+            .to_lowercase()
+            .contains("strict-transport-security: max-age=10886400\r\n"),
+        "{response}"
+    );
     let reply = echoed(response.split("\r\n\r\n").nth(1).unwrap());
     assert_eq!(seen_header(&reply, "x-forwarded-proto").unwrap(), "https");
+    let output = tokio::process::Command::new("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "-H",
+            "Host: go.example.test",
+        ])
+        .arg(format!("http://127.0.0.1:{port}/p?q=1"))
+        .output()
+        .await
+        .unwrap();
+    let head = String::from_utf8_lossy(&output.stdout).to_lowercase();
+    assert!(head.starts_with("http/1.1 301"), "{head}");
+    assert!(
+        head.contains("location: https://go.example.test/p?q=1\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("strict-transport-security"), "{head}");
     let key_file = std::fs::read_dir(dir.path().join("certs"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
