@@ -47,8 +47,8 @@ async fn version_layer(
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let traced = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (request.method().clone(), request.uri().path().to_string()));
     let client_version = request
         .headers()
         .get("deis_version")
@@ -71,8 +71,10 @@ async fn version_layer(
         HeaderName::from_static("x_deis_platform_version"),
         headers.platform.clone(),
     );
-    tracing::debug!(%method, path, status = response.status().as_u16(),
-        elapsed_us = started.elapsed().as_micros() as u64, "request");
+    if let Some((method, path)) = traced {
+        tracing::debug!(%method, path, status = response.status().as_u16(),
+            elapsed_us = started.elapsed().as_micros() as u64, "request");
+    }
     response
 }
 

@@ -100,7 +100,7 @@ pub fn settings() -> Settings {
         platform_domain: DOMAIN.into(),
         builder_key: Some(BUILDER_KEY.into()),
         password_cost: PasswordCost::MINIMAL_FOR_TESTS,
-        apply_timeout: Duration::from_millis(500),
+        apply_timeout: Duration::from_secs(10),
         ..Settings::default()
     }
 }
@@ -273,7 +273,12 @@ impl Harness {
     /// The standard cast: alice (admin, first user), bob owns `go`, carol collaborates on
     /// it, dave is an outsider.
     pub async fn cast() -> (Harness, Cast) {
-        let h = Harness::new();
+        Self::cast_with(settings()).await
+    }
+
+    /// The standard cast on a platform with these settings.
+    pub async fn cast_with(settings: Settings) -> (Harness, Cast) {
+        let h = Harness::with_settings(settings);
         let alice = h.user("alice").await;
         let bob = h.user("bob").await;
         let carol = h.user("carol").await;

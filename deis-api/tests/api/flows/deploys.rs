@@ -236,7 +236,11 @@ async fn builds_deploy_with_the_default_formation() {
 
 #[tokio::test]
 async fn a_failed_rollout_discards_the_release() {
-    let (h, c) = Harness::cast().await;
+    let (h, c) = Harness::cast_with(deis_api::Settings {
+        apply_timeout: std::time::Duration::from_secs(1),
+        ..settings()
+    })
+    .await;
     h.deploy(&c.bob, "go").await;
     h.scheduler.fail_apply.store(true, Ordering::SeqCst);
     let r = h
