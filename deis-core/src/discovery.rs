@@ -81,8 +81,11 @@ pub trait Discovery: Debug + Send + Sync + 'static {
     async fn put(&self, key: &str, value: &str, lease: Option<LeaseId>) -> Result<u64>;
     /// Reads one key.
     async fn get(&self, key: &str) -> Result<Option<KeyValue>>;
-    /// Deletes every key that starts with `prefix` (one key when `prefix` is a full key)
-    /// and returns how many were deleted.
+    /// Deletes exactly one key and returns whether it existed.
+    async fn delete(&self, key: &str) -> Result<bool>;
+    /// Deletes every key that starts with `prefix` and returns how many were deleted.
+    /// `/deis/services/go/web.1` is a prefix of `…/web.10` too: use [`Discovery::delete`]
+    /// for one key.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64>;
     /// Reads every key under `prefix` at one revision.
     async fn snapshot(&self, prefix: &str) -> Result<Snapshot>;
@@ -177,7 +180,7 @@ pub trait DiscoveryExt: Discovery {
 
     /// Withdraws a published instance at once.
     async fn withdraw_instance(&self, instance: &Instance) -> Result<()> {
-        self.delete_prefix(&keys::service(&instance.app, &instance.job_name()))
+        self.delete(&keys::service(&instance.app, &instance.job_name()))
             .await
             .map(|_| ())
     }
@@ -189,7 +192,7 @@ pub trait DiscoveryExt: Discovery {
 
     /// Removes a custom domain.
     async fn remove_domain(&self, fqdn: &str) -> Result<()> {
-        self.delete_prefix(&keys::domain(fqdn)).await.map(|_| ())
+        self.delete(&keys::domain(fqdn)).await.map(|_| ())
     }
 
     /// Reads the platform domain, if set.

@@ -83,6 +83,10 @@ impl Discovery for WatchFromNowDiscovery {
         self.0.get(key).await
     }
 
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.0.delete(key).await
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         self.0.delete_prefix(prefix).await
     }

@@ -316,7 +316,20 @@ pub async fn route_table_follows_discovery(discovery: &dyn Discovery) {
         .publish_instance(&instance, "127.0.0.1:5001", lease)
         .await
         .unwrap();
+    let tenth = Instance {
+        num: 10,
+        endpoint: Some("127.0.0.1:5010".into()),
+        ..instance.clone()
+    };
+    discovery
+        .publish_instance(&tenth, "127.0.0.1:5010", lease)
+        .await
+        .unwrap();
     discovery.set_domain("www.rt.test", "rt-app").await.unwrap();
+    discovery
+        .set_domain("www.rt.test.au", "rt-app")
+        .await
+        .unwrap();
     let snapshot = discovery.snapshot("/deis/").await.unwrap();
     let mut table = RouteTable::from_snapshot(&snapshot);
     match table.resolve("rt-app.conformance.test") {
@@ -336,16 +349,29 @@ pub async fn route_table_follows_discovery(discovery: &dyn Discovery) {
     let mut stream = discovery.watch("/deis/", snapshot.revision).await.unwrap();
     discovery.withdraw_instance(&instance).await.unwrap();
     table.apply_event(&next_event(&mut stream).await);
-    assert!(
-        table.apps["rt-app"].endpoints.is_empty(),
-        "a withdrawn instance leaves the table"
+    let left: Vec<&String> = table.apps["rt-app"].endpoints.keys().collect();
+    assert_eq!(
+        left,
+        ["rt-app_v3.web.10"],
+        "a withdrawn instance leaves the table, and only that one"
     );
+    discovery.remove_domain("www.rt.test").await.unwrap();
+    table.apply_event(&next_event(&mut stream).await);
+    assert!(
+        matches!(
+            table.resolve("www.rt.test.au"),
+            Resolution::App("rt-app", _)
+        ),
+        "removing a domain leaves the longer ones"
+    );
+    assert_eq!(table.resolve("www.rt.test"), Resolution::Unknown);
     discovery
-        .forget_app("rt-app", &["www.rt.test".to_string()])
+        .forget_app("rt-app", &["www.rt.test.au".to_string()])
         .await
         .unwrap();
-    table.apply_event(&next_event(&mut stream).await);
-    assert!(!table.apps.contains_key("rt-app"));
+    while table.apps.contains_key("rt-app") {
+        table.apply_event(&next_event(&mut stream).await);
+    }
     assert_eq!(
         discovery.platform_domain().await.unwrap().as_deref(),
         Some("conformance.test")

@@ -232,6 +232,15 @@ impl Discovery for MemoryDiscovery {
         }))
     }
 
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let inner = &self.inner;
+        let mut state = inner.lock();
+        inner.expire(&mut state, Instant::now());
+        let existed = state.data.contains_key(key);
+        inner.delete_key(&mut state, key);
+        Ok(existed)
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let inner = &self.inner;
         let mut state = inner.lock();

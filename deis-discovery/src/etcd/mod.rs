@@ -373,6 +373,25 @@ impl Discovery for EtcdDiscovery {
         }))
     }
 
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let wire = self.wire_key(key)?;
+        let what = format!("delete {key}");
+        // Deleting is idempotent in effect, but a repeat would misreport: try once.
+        let response = self
+            .request(&what, false, |mut client| {
+                let wire = wire.clone();
+                let what = what.clone();
+                async move {
+                    client
+                        .delete(wire, None)
+                        .await
+                        .map_err(|error| map(error, &what, None))
+                }
+            })
+            .await?;
+        Ok(response.deleted() > 0)
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         let wire = self.wire_prefix(prefix)?;
         let what = format!("delete {prefix}*");

@@ -131,6 +131,11 @@ impl Discovery for FaultyDiscovery {
         self.inner.get(key).await
     }
 
+    async fn delete(&self, key: &str) -> Result<bool> {
+        self.check()?;
+        self.inner.delete(key).await
+    }
+
     async fn delete_prefix(&self, prefix: &str) -> Result<u64> {
         self.check()?;
         self.inner.delete_prefix(prefix).await
