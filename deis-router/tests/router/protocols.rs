@@ -1,6 +1,7 @@
 //! WebSocket upgrades and HTTP/2 from clients.
 
 use crate::common::*;
+use deis_core::Router;
 use futures::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
@@ -36,7 +37,7 @@ async fn websocket_echo() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
 #[tokio::test]
 async fn proxies_websocket_upgrades() {
     let (ws_addr, ws_task) = websocket_echo().await;
-    let (_router, listening) = router_with(&table(1, &[("chat", &[ws_addr.to_string()])])).await;
+    let (router, listening) = router_with(&table(1, &[("chat", &[ws_addr.to_string()])])).await;
     let stream = TcpStream::connect(listening.local_addr()).await.unwrap();
     let (mut ws, response) =
         tokio_tungstenite::client_async("ws://chat.example.test/socket", stream)
@@ -51,6 +52,17 @@ async fn proxies_websocket_upgrades() {
             format!("echo: hello {i}")
         );
     }
+    // A table change, even one that removes the app's endpoint, cuts no open tunnel.
+    router
+        .apply(&table(
+            2,
+            &[("chat", &[]), ("other", &[ws_addr.to_string()])],
+        ))
+        .await
+        .unwrap();
+    ws.send(Message::text("after the swap")).await.unwrap();
+    let reply = ws.next().await.unwrap().unwrap();
+    assert_eq!(reply.into_text().unwrap().as_str(), "echo: after the swap");
     ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     assert_eq!(
         ws.next().await.unwrap().unwrap().into_data().as_ref(),

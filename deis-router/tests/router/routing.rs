@@ -312,6 +312,31 @@ async fn keeps_serving_the_last_table_and_rejects_bad_ones() {
 }
 
 #[tokio::test]
+async fn requests_in_flight_finish_when_their_endpoint_is_removed() {
+    let old = upstream("old").await;
+    let new = upstream("new").await;
+    let (router, listening) = router_with(&table(1, &[("go", &[old.address()])])).await;
+    let addr = listening.local_addr();
+    let client = client(addr, &["go.example.test"]);
+    let url = format!("http://go.example.test:{}/sleep/300", addr.port());
+    let in_flight = tokio::spawn({
+        let client = client.clone();
+        async move { client.get(&url).send().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    router
+        .apply(&table(2, &[("go", &[new.address()])]))
+        .await
+        .unwrap();
+    let response = in_flight.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-backend"], "old");
+    let url = format!("http://go.example.test:{}/", addr.port());
+    let response = client.get(&url).send().await.unwrap();
+    assert_eq!(response.headers()["x-backend"], "new");
+}
+
+#[tokio::test]
 async fn a_dropped_listening_handle_keeps_serving() {
     let go = upstream("go").await;
     let (_router, listening) = router_with(&table(1, &[("go", &[go.address()])])).await;
