@@ -53,6 +53,6 @@ run() { # run <name> <wrk args...>
     printf '%-32s %12s req/s   p99 %8s   non-2xx %s\n' "$name" "$rps" "$p99" "${errors:-0}"
 }
 
-echo "deis-api on $ADDRESS (memory store), wrk -t$THREADS -c$CONNECTIONS -d$DURATION"
+echo "deis-api on $ADDRESS (memory store), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 run "GET /v1/apps/$APP/" -H "Authorization: token $TOKEN" "http://$ADDRESS/v1/apps/$APP/"
 run "POST /v1/apps/$APP/config/" -s "$HERE/config_post.lua" "http://$ADDRESS"

@@ -18,8 +18,6 @@ use utoipa::openapi::{
     ComponentsBuilder, ContentBuilder, HttpMethod, InfoBuilder, OpenApi, OpenApiBuilder,
     PathsBuilder, Ref, RefOr, Required,
 };
-use utoipa::ToSchema;
-
 /// Mirrors of the deis-core model types, for the document only.
 pub mod models {
     #![allow(missing_docs, dead_code)]
@@ -393,7 +391,3 @@ pub fn document() -> OpenApi {
         .components(Some(components.build()))
         .build()
 }
-
-// Keep `ToSchema` in scope for the derive in `models`.
-#[allow(dead_code)]
-fn _assert_schema<T: ToSchema>() {}
