@@ -12,8 +12,9 @@
 //! are started with [`BuiltinRouter::listen`] (port 0 allowed; [`Listening::local_addr`]
 //! tells the real one) and stopped gracefully with [`Listening::shutdown`].
 //!
-//! - Routing: `<app>.<platform domain>` and custom domains via `RouteTable::resolve`; 404 for
-//!   an unknown host, 503 for an app without endpoints, and Deis's default
+//! - Routing: `<app>.<platform domain>` and custom domains, answered exactly as
+//!   `RouteTable::resolve` does but by hash lookups prepared at apply time; 404 for an
+//!   unknown host, 503 for an app without endpoints, and Deis's default
 //!   `GET /health-check` → 200 for hosts that are no app.
 //! - Upstreams: least outstanding requests (ties round robin); a refused or timed-out connect
 //!   is retried on another endpoint (the body is resent only if it was never read); one

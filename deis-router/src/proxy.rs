@@ -8,7 +8,6 @@ use crate::headers::{set_forwarded, strip_hop_by_hop, upgrade_protocol};
 use crate::metrics::Metrics;
 use crate::table::{AppEntry, Compiled};
 use arc_swap::ArcSwap;
-use deis_core::route::Resolution;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Incoming};
@@ -66,10 +65,7 @@ pub(crate) async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let compiled = shared.table.load_full();
     let host = request_host(&req).unwrap_or_default().to_string();
-    let entry = match compiled.table.resolve(&host) {
-        Resolution::App(name, _) => compiled.apps.get(name),
-        Resolution::Unknown => None,
-    };
+    let entry = compiled.lookup(&host).map(|(_, entry)| entry);
     let Some(entry) = entry else {
         let response = default_server(&req);
         shared

@@ -25,6 +25,8 @@ pub(crate) struct AppEntry {
 pub(crate) struct Compiled {
     pub(crate) table: RouteTable,
     pub(crate) apps: HashMap<String, AppEntry>,
+    /// Custom domain → app, the first app (by name) winning as in `RouteTable::resolve`.
+    domains: HashMap<String, String>,
     pub(crate) certificates: HashMap<String, Arc<CertifiedKey>>,
 }
 
@@ -43,7 +45,13 @@ impl Compiled {
             }
         }
         let mut apps = HashMap::with_capacity(table.apps.len());
+        let mut domains = HashMap::new();
         for (name, route) in &table.apps {
+            for domain in &route.domains {
+                domains
+                    .entry(domain.clone())
+                    .or_insert_with(|| name.clone());
+            }
             let mut endpoints = Vec::with_capacity(route.endpoints.len());
             for (instance, address) in &route.endpoints {
                 let endpoint = match known.get(address.as_str()) {
@@ -90,7 +98,97 @@ impl Compiled {
         Ok(Self {
             table: table.clone(),
             apps,
+            domains,
             certificates,
         })
+    }
+
+    /// The app serving `host`: the same answer as `RouteTable::resolve` (port and trailing
+    /// dot ignored, case insensitive, custom domains first, then `<app>.<platform domain>`),
+    /// by hash lookups instead of a scan over every app.
+    pub(crate) fn lookup(&self, host: &str) -> Option<(&str, &AppEntry)> {
+        let host = host_without_port(host).trim_end_matches('.');
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
+        let name = match self.domains.get(host) {
+            Some(app) => app.as_str(),
+            None => {
+                let domain = self.table.platform_domain.as_deref()?;
+                host.strip_suffix(domain)?.strip_suffix('.')?
+            }
+        };
+        self.apps
+            .get_key_value(name)
+            .map(|(name, entry)| (name.as_str(), entry))
+    }
+}
+
+/// `RouteTable::resolve`'s port stripping: `[v6]:port`, `name:port`, or the host as is.
+fn host_without_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split_once(']').map_or(host, |(inner, _)| inner);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deis_core::route::{AppRoute, Resolution};
+
+    #[test]
+    fn lookup_agrees_with_route_table_resolve() {
+        let mut table = RouteTable {
+            platform_domain: Some("example.com".into()),
+            ..RouteTable::default()
+        };
+        for (app, domains) in [
+            ("go", &["www.go.io", "shared.io"][..]),
+            ("rb", &["shared.io", "rb.example.com"][..]),
+            ("py", &[][..]),
+        ] {
+            let mut route = AppRoute {
+                domains: domains.iter().map(|d| d.to_string()).collect(),
+                ..AppRoute::default()
+            };
+            route.endpoints.insert("w.1".into(), "127.0.0.1:1".into());
+            table.apps.insert(app.into(), route);
+        }
+        let compiled = Compiled::build(&table, &Compiled::default(), &Metrics::new()).unwrap();
+        for host in [
+            "go.example.com",
+            "GO.Example.COM:8080",
+            "go.example.com.",
+            "www.go.io",
+            "WWW.GO.IO.:443",
+            "shared.io",
+            "rb.example.com",
+            "py.example.com",
+            "nope.example.com",
+            "example.com",
+            ".example.com",
+            "go.example.com.evil",
+            "go.example.comx",
+            "[::1]:80",
+            "[::1]",
+            "",
+            ":80",
+            "a:b:c",
+        ] {
+            let expected = match table.resolve(host) {
+                Resolution::App(name, _) => Some(name.to_string()),
+                Resolution::Unknown => None,
+            };
+            let got = compiled.lookup(host).map(|(name, _)| name.to_string());
+            assert_eq!(got, expected, "host {host:?}");
+        }
     }
 }
