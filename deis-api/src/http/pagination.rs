@@ -15,6 +15,7 @@ use deis_core::model::{Page, PageRequest};
 pub struct Pager {
     page: u64,
     size: u64,
+    size_given: bool,
     base: String,
     other_query: Vec<(String, String)>,
 }
@@ -37,13 +38,15 @@ impl FromRequestParts<AppState> for Pager {
         let settings = state.settings();
         let mut page = 1;
         let mut size = settings.page_size;
+        let mut size_given = false;
         let mut other_query = Vec::new();
         for (key, value) in url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
         {
             match key.as_ref() {
                 "page" => page = parse_positive("page", &value)?,
                 "page_size" => {
-                    size = parse_positive("page_size", &value)?.min(settings.max_page_size)
+                    size = parse_positive("page_size", &value)?.min(settings.max_page_size);
+                    size_given = true;
                 }
                 _ => other_query.push((key.into_owned(), value.into_owned())),
             }
@@ -66,6 +69,7 @@ impl FromRequestParts<AppState> for Pager {
         Ok(Pager {
             page,
             size,
+            size_given,
             base: format!("{scheme}://{host}{}", parts.uri.path()),
             other_query,
         })
@@ -89,10 +93,15 @@ impl Pager {
         if page > 1 {
             query.append_pair("page", &page.to_string());
         }
-        if self.size != 0 {
+        if self.size_given {
             query.append_pair("page_size", &self.size.to_string());
         }
-        format!("{}?{}", self.base, query.finish())
+        let query = query.finish();
+        if query.is_empty() {
+            self.base.clone()
+        } else {
+            format!("{}?{query}", self.base)
+        }
     }
 
     /// The response body for a page of results; 404 for a page past the end.

@@ -70,6 +70,19 @@ async fn pagination_links_pages() {
     );
     let r = h.get("/v1/apps/?page=4&page_size=2", &alice).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Without page_size the links carry only the page, as Django REST Framework wrote them.
+    let h2 = Harness::with_settings(deis_api::Settings {
+        page_size: 2,
+        ..settings()
+    });
+    let token = h2.user("alice").await;
+    for i in 0..3 {
+        h2.app(&token, &format!("app-{i}")).await;
+    }
+    let r = h2.get("/v1/apps/", &token).await;
+    assert_eq!(r.body["next"], "http://deis.example.test/v1/apps/?page=2");
+    let r = h2.get("/v1/apps/?page=2", &token).await;
+    assert_eq!(r.body["previous"], "http://deis.example.test/v1/apps/");
     let r = h.get("/v1/apps/?page=x", &alice).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.body["page"].is_array());
