@@ -35,7 +35,12 @@ impl Drop for Upstream {
     }
 }
 
-async fn echo(name: String, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn echo(
+    name: String,
+    delay: Duration,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    tokio::time::sleep(delay).await;
     let path = req.uri().path().to_string();
     if let Some(ms) = path.strip_prefix("/sleep/") {
         let ms: u64 = ms.parse().unwrap_or(0);
@@ -76,6 +81,11 @@ async fn echo(name: String, req: Request<Incoming>) -> Result<Response<Full<Byte
 
 /// Starts an HTTP/1.1 echo upstream called `name` on 127.0.0.1:0.
 pub async fn upstream(name: &str) -> Upstream {
+    slow_upstream(name, Duration::ZERO).await
+}
+
+/// An echo upstream that waits `delay` before every answer.
+pub async fn slow_upstream(name: &str, delay: Duration) -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let name = name.to_string();
@@ -86,7 +96,7 @@ pub async fn upstream(name: &str) -> Upstream {
             };
             let name = name.clone();
             tokio::spawn(async move {
-                let service = service_fn(move |req| echo(name.clone(), req));
+                let service = service_fn(move |req| echo(name.clone(), delay, req));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;

@@ -113,6 +113,44 @@ async fn balances_across_three_backends() {
 }
 
 #[tokio::test]
+async fn sends_fewer_requests_to_a_busy_endpoint() {
+    let fast = upstream("fast").await;
+    let slow = slow_upstream("slow", Duration::from_millis(200)).await;
+    let (_router, listening) =
+        router_with(&table(1, &[("go", &[fast.address(), slow.address()])])).await;
+    let addr = listening.local_addr();
+    let deadline = Instant::now() + Duration::from_millis(1000);
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let client = client(addr, &["go.example.test"]);
+        let url = format!("http://go.example.test:{}/", addr.port());
+        workers.push(tokio::spawn(async move {
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            while Instant::now() < deadline {
+                let response = client.get(&url).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                let backend = response.headers()["x-backend"]
+                    .to_str()
+                    .unwrap()
+                    .to_string();
+                *seen.entry(backend).or_default() += 1;
+            }
+            seen
+        }));
+    }
+    let mut total: BTreeMap<String, usize> = BTreeMap::new();
+    for worker in workers {
+        for (backend, n) in worker.await.unwrap() {
+            *total.entry(backend).or_default() += n;
+        }
+    }
+    let (fast, slow) = (total["fast"], total.get("slow").copied().unwrap_or(0));
+    // Round robin would split evenly; least outstanding keeps the slow one at about one
+    // request in flight.
+    assert!(fast > 3 * slow.max(1), "fast {fast}, slow {slow}");
+}
+
+#[tokio::test]
 async fn retries_a_failed_connect_on_a_live_endpoint() {
     let live = upstream("live").await;
     let dead = dead_address().await;
