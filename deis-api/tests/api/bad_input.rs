@@ -195,6 +195,27 @@ async fn invalid_names_and_values_name_the_field() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     let r = h.get("/v1/apps/go/builds/not-a-uuid/", &c.bob).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let auth = format!("token {}", c.bob);
+    let r = h
+        .raw(
+            "GET",
+            "/v1/apps/%ff%fe/",
+            &[("authorization", auth.as_str())],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.body, json!({"detail": "Not found."}));
+    let r = h
+        .raw(
+            "OPTIONS",
+            "/v1/apps/go/",
+            &[("authorization", auth.as_str())],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.body["detail"].is_string());
     let r = h
         .raw(
             "GET",
