@@ -29,6 +29,10 @@ pub struct RouterConfig {
     pub redirect_to_https: bool,
     /// The public https port used in redirect locations (443 is left out of the URL).
     pub https_port: u16,
+    /// Takes `X-Forwarded-Proto: https` from the client as proof of https (for the redirect,
+    /// HSTS and the `X-Forwarded-Proto` sent upstream), as Deis's `$access_scheme` did behind
+    /// an SSL-offloading load balancer. Only safe when every client is that load balancer.
+    pub trust_forwarded_proto: bool,
 }
 
 impl Default for RouterConfig {
@@ -45,6 +49,7 @@ impl Default for RouterConfig {
             hsts: None,
             redirect_to_https: false,
             https_port: 443,
+            trust_forwarded_proto: false,
         }
     }
 }

@@ -74,6 +74,10 @@ pub(crate) async fn handle(
             .record_status(response.status().as_u16());
         return Ok(response);
     };
+    let conn = ConnInfo {
+        https: conn.https || (shared.config.trust_forwarded_proto && forwarded_https(&req)),
+        ..conn
+    };
     let mut response = route(&shared, conn, entry, &host, req).await;
     if conn.https {
         if let Some(hsts) = &shared.hsts {
@@ -84,6 +88,15 @@ pub(crate) async fn handle(
     }
     entry.metrics.record_status(response.status().as_u16());
     Ok(response)
+}
+
+/// Whether the first `X-Forwarded-Proto` value is `https`.
+fn forwarded_https<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
 /// Deis's default server: `/health-check` answers 200, anything else 404.

@@ -245,3 +245,41 @@ async fn sends_hsts_on_https_and_redirects_plain_http() {
         "{response}"
     );
 }
+
+#[tokio::test]
+async fn trusts_forwarded_proto_only_when_told_to() {
+    let go = upstream("go").await;
+    for trust in [false, true] {
+        let config = RouterConfig {
+            hsts: Some(Hsts::default()),
+            redirect_to_https: true,
+            trust_forwarded_proto: trust,
+            ..RouterConfig::default()
+        };
+        let (router, http) = router(config).await;
+        router
+            .apply(&table(1, &[("go", &[go.address()])]))
+            .await
+            .unwrap();
+        let output = tokio::process::Command::new("curl")
+            .args(["-s", "-D", "-", "-H", "Host: go.example.test"])
+            .args(["-H", "X-Forwarded-Proto: https"])
+            .arg(format!("http://127.0.0.1:{}/", http.local_addr().port()))
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).to_lowercase();
+        if trust {
+            // Behind an SSL-offloading balancer: served, with HSTS, and https upstream.
+            assert!(text.starts_with("http/1.1 200"), "{text}");
+            assert!(
+                text.contains("strict-transport-security: max-age=10886400"),
+                "{text}"
+            );
+            let reply = echoed(text.split("\r\n\r\n").nth(1).unwrap());
+            assert_eq!(seen_header(&reply, "x-forwarded-proto").unwrap(), "https");
+        } else {
+            assert!(text.starts_with("http/1.1 301"), "{text}");
+        }
+    }
+}
