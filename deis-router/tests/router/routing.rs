@@ -184,7 +184,7 @@ async fn retries_a_failed_connect_on_a_live_endpoint() {
 async fn times_out_slow_upstreams_with_504() {
     let slow = upstream("slow").await;
     let config = RouterConfig {
-        response_header_timeout: Duration::from_millis(200),
+        response_header_timeout: Duration::from_millis(600),
         ..RouterConfig::default()
     };
     let (router, listening) = router(config).await;
@@ -193,7 +193,7 @@ async fn times_out_slow_upstreams_with_504() {
         .await
         .unwrap();
     let base = format!("http://127.0.0.1:{}", listening.local_addr().port());
-    let (status, _) = curl(&["-H", "Host: go.example.test", &format!("{base}/sleep/1000")]).await;
+    let (status, _) = curl(&["-H", "Host: go.example.test", &format!("{base}/sleep/2000")]).await;
     assert_eq!(status, 504);
     let (status, _) = curl(&["-H", "Host: go.example.test", &format!("{base}/sleep/10")]).await;
     assert_eq!(status, 200);
