@@ -304,9 +304,16 @@ fn percentiles(runtime: &Runtime, name: &str, store: &Arc<dyn Store>) {
             at(0.99)
         );
     };
-    measure("get_app", &mut |i| {
+    let get_app = |i: usize| {
         runtime.block_on(store.get_app(&app_name(i))).unwrap();
-    });
+    };
+    let token_lookup = |i: usize| {
+        runtime
+            .block_on(store.user_by_token(&token(i % USERS)))
+            .unwrap();
+    };
+    measure("get_app", &mut { get_app });
+    measure("token_lookup", &mut { token_lookup });
     measure("list_releases_page_100", &mut |i| {
         runtime
             .block_on(store.list_releases(&app_name(i), PageRequest::first(100)))
@@ -317,11 +324,9 @@ fn percentiles(runtime: &Runtime, name: &str, store: &Arc<dyn Store>) {
             .block_on(store.append_release(deploy(&app_name(i), &user_name(i % USERS))))
             .unwrap();
     });
-    measure("token_lookup", &mut |i| {
-        runtime
-            .block_on(store.user_by_token(&token(i % USERS)))
-            .unwrap();
-    });
+    // Right after a burst of writes every pooled connection rereads the pages it caches.
+    measure("get_app after writes", &mut { get_app });
+    measure("token_lookup after writes", &mut { token_lookup });
 }
 
 fn main() {

@@ -1,6 +1,7 @@
 //! Store backends for Deis: `SqliteStore` (the embedded default, one file in the data
 //! directory), `PostgresStore` (feature `postgres`, for several controllers sharing one
-//! database) and [`blob::BlobStore`] for slugs and build caches.
+//! database), [`blob::BlobStore`] for slugs and build caches, and [`logs::LogStore`] for
+//! app logs (bounded in memory and on disk, a syslog listener, drains).
 //!
 //! Pick a backend by URL with [`open_store`]:
 //!
@@ -32,6 +33,7 @@ mod sql;
 mod url;
 
 pub mod blob;
+pub mod logs;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sqlite")]
