@@ -1,0 +1,235 @@
+//! The builder wired to the controller: the controller's side of a push
+//! ([`ControllerPushHandler`]), SSH key lookup and permission checks
+//! ([`ControllerSshAuthorizer`]), and git smart HTTP on the API port ([`routes`]), where a
+//! client authenticates with HTTP basic auth as `<username>:<API token>`.
+
+use crate::controller::Controller;
+use crate::wire::{BuildHookRequest, PushHookRequest};
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine as _;
+use deis_builder::git::{app_from_repo_path, GitRepos, GitService, PushContext};
+use deis_builder::hook::PushHandler;
+use deis_builder::smart_http;
+use deis_builder::ssh::SshAuthorizer;
+use deis_builder::BuildOutput;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// The controller's side of a push: permission check and audit record, the app's config
+/// for the build, then the build, release and rollout.
+#[derive(Debug, Clone)]
+pub struct ControllerPushHandler {
+    controller: Arc<Controller>,
+}
+
+impl ControllerPushHandler {
+    /// A handler over `controller`.
+    pub fn new(controller: Arc<Controller>) -> Self {
+        ControllerPushHandler { controller }
+    }
+}
+
+#[async_trait]
+impl PushHandler for ControllerPushHandler {
+    async fn begin(
+        &self,
+        push: &PushContext,
+        sha: &str,
+    ) -> Result<BTreeMap<String, String>, String> {
+        let request = PushHookRequest {
+            receive_user: push.user.clone(),
+            receive_repo: push.app.clone(),
+            sha: sha.to_string(),
+            fingerprint: push.fingerprint.clone().unwrap_or_default(),
+            ssh_connection: push.connection.clone(),
+            ssh_original_command: format!("git-receive-pack '{}.git'", push.app),
+        };
+        self.controller
+            .hook_push(&request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let config = self
+            .controller
+            .hook_config(&push.user, &push.app)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(config.values)
+    }
+
+    async fn deploy(
+        &self,
+        push: &PushContext,
+        sha: &str,
+        output: &BuildOutput,
+    ) -> Result<Vec<String>, String> {
+        let request = BuildHookRequest {
+            receive_user: push.user.clone(),
+            receive_repo: push.app.clone(),
+            image: output.slug.display().to_string(),
+            sha: sha.chars().take(7).collect(),
+            procfile: output.procfile.clone(),
+            dockerfile: String::new(),
+        };
+        let response = self
+            .controller
+            .hook_build(&request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut lines = vec![
+            "-----> Launching... ".to_string(),
+            format!(
+                "       done, {}:v{} deployed to Deis",
+                push.app, response.release.version
+            ),
+            String::new(),
+        ];
+        for domain in response.domains {
+            lines.push(format!("       http://{domain}"));
+        }
+        lines.push(String::new());
+        lines.push("       To learn more, use `deis help` or visit http://deis.io".into());
+        Ok(lines)
+    }
+}
+
+/// SSH keys and permissions for the builder's SSH server, from the store.
+#[derive(Debug, Clone)]
+pub struct ControllerSshAuthorizer {
+    controller: Arc<Controller>,
+}
+
+impl ControllerSshAuthorizer {
+    /// An authorizer over `controller`.
+    pub fn new(controller: Arc<Controller>) -> Self {
+        ControllerSshAuthorizer { controller }
+    }
+}
+
+#[async_trait]
+impl SshAuthorizer for ControllerSshAuthorizer {
+    async fn user_for_key(&self, fingerprint: &str) -> Option<String> {
+        let key = self
+            .controller
+            .store()
+            .key_by_fingerprint(fingerprint)
+            .await
+            .ok()?;
+        let user = self.controller.store().get_user(&key.owner).await.ok()?;
+        user.is_active.then_some(user.username)
+    }
+
+    async fn authorize(&self, user: &str, app: &str) -> Result<(), String> {
+        self.controller
+            .hook_config(user, app)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Clone)]
+struct GitState {
+    controller: Arc<Controller>,
+    repos: GitRepos,
+}
+
+/// The git smart HTTP routes (`/<app>.git/info/refs`, `/<app>.git/git-receive-pack`,
+/// `/<app>.git/git-upload-pack`) for the API port.
+pub fn routes(controller: Arc<Controller>, repos: GitRepos) -> Router {
+    Router::new()
+        .route("/{repo}/info/refs", get(info_refs))
+        .route("/{repo}/{service}", post(rpc))
+        .with_state(GitState { controller, repos })
+}
+
+fn challenge(message: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [("www-authenticate", "Basic realm=\"deis\"")],
+        format!("{message}\n"),
+    )
+        .into_response()
+}
+
+/// Authenticates `user:token` basic auth and checks the user may use the app.
+async fn authorize(
+    state: &GitState,
+    headers: &HeaderMap,
+    repo: &str,
+) -> Result<PushContext, Response> {
+    let Some(app) = repo.strip_suffix(".git").and_then(app_from_repo_path) else {
+        return Err((StatusCode::NOT_FOUND, "not a repository\n").into_response());
+    };
+    let credentials = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|v| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .ok()
+        })
+        .and_then(|v| String::from_utf8(v).ok());
+    let Some((username, token)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
+        return Err(challenge("authenticate with your user name and API token"));
+    };
+    let user = match state.controller.authenticate(token).await {
+        Ok(user) if user.username == username => user,
+        _ => return Err(challenge("invalid user name or token")),
+    };
+    if let Err(error) = state.controller.hook_config(&user.username, &app).await {
+        return Err(crate::http::errors::ApiError::from(error).into_response());
+    }
+    Ok(PushContext {
+        app,
+        user: user.username,
+        fingerprint: None,
+        connection: "smart-http".into(),
+    })
+}
+
+async fn info_refs(
+    State(state): State<GitState>,
+    Path(repo): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let context = match authorize(&state, &headers, &repo).await {
+        Ok(context) => context,
+        Err(response) => return response,
+    };
+    smart_http::info_refs(
+        &state.repos,
+        &context.app,
+        query.get("service").map(String::as_str),
+    )
+    .await
+    .map(Body::new)
+}
+
+async fn rpc(
+    State(state): State<GitState>,
+    Path((repo, service)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(service) = GitService::parse(&service) else {
+        return (StatusCode::NOT_FOUND, "unknown git service\n").into_response();
+    };
+    let context = match authorize(&state, &headers, &repo).await {
+        Ok(context) => context,
+        Err(response) => return response,
+    };
+    let gzip = headers
+        .get("content-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    smart_http::rpc(&state.repos, service, &context, body, gzip)
+        .await
+        .map(Body::new)
+}

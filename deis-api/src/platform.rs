@@ -1,0 +1,342 @@
+//! The whole platform in one process: the controller and its API, the builder (git over
+//! smart HTTP and SSH), the scheduler and its publisher, discovery, the built-in router
+//! following discovery, and the logger. `deisd` is a thin shell around [`Platform::start`];
+//! a Rust program can embed the platform the same way.
+
+use crate::controller::{Controller, Settings};
+use crate::git::{self, ControllerPushHandler, ControllerSshAuthorizer};
+use crate::logs::LogSource;
+use async_trait::async_trait;
+use deis_builder::git::GitRepos;
+use deis_builder::hook::HookServer;
+use deis_builder::ssh::{host_key, SshServer};
+use deis_builder::{Builder, BuilderSettings};
+use deis_core::discovery::keys;
+use deis_core::model::PageRequest;
+use deis_core::store::AppFilter;
+use deis_core::{DynDiscovery, DynScheduler, DynStore, Error, Result};
+use deis_discovery::{RouteSync, RouteSyncOptions};
+use deis_router::{BuiltinRouter, ListenerKind, ListenerOptions, Listening, RouterConfig};
+use deis_scheduler::{LocalConfig, LocalScheduler, LogSink, Publisher, PublisherConfig};
+use deis_store::logs::{LogSettings, LogStore, SyslogListener};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where the platform listens and keeps its data.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    /// The data directory: logs, slugs, repositories, build caches, the SSH host key.
+    pub data_dir: PathBuf,
+    /// The API (and git smart HTTP) address.
+    pub api_addr: SocketAddr,
+    /// The router's HTTP address.
+    pub router_addr: SocketAddr,
+    /// The router's admin address (`/metrics`, `/health-check`), if any.
+    pub router_admin_addr: Option<SocketAddr>,
+    /// The builder's SSH address, if any.
+    pub ssh_addr: Option<SocketAddr>,
+    /// The syslog listener's address (UDP and TCP), if any.
+    pub syslog_addr: Option<SocketAddr>,
+    /// Buildpack directories tried in order before the built-in procfile buildpack.
+    pub buildpacks: Vec<PathBuf>,
+    /// The controller's settings (platform domain, registration mode…).
+    pub settings: Settings,
+}
+
+/// The backends the platform runs on; the scheduler defaults to local processes.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// The platform database.
+    pub store: DynStore,
+    /// The discovery key space.
+    pub discovery: DynDiscovery,
+    /// The scheduler; `None` runs apps as local processes.
+    pub scheduler: Option<DynScheduler>,
+}
+
+/// A running platform.
+#[derive(Debug)]
+pub struct Platform {
+    /// The controller, for embedding programs.
+    pub controller: Arc<Controller>,
+    /// The app logs.
+    pub logs: LogStore,
+    api_addr: SocketAddr,
+    router_addr: SocketAddr,
+    router_admin_addr: Option<SocketAddr>,
+    ssh: Option<SshServer>,
+    syslog: Option<SyslogListener>,
+    api_task: tokio::task::JoinHandle<()>,
+    api_stop: tokio::sync::watch::Sender<bool>,
+    listening: Vec<Listening>,
+    route_sync: RouteSync,
+    publisher: Publisher,
+    local: Option<LocalScheduler>,
+    _hooks: Arc<HookServer>,
+}
+
+/// Sends scheduler output to the log store.
+#[derive(Debug, Clone)]
+struct SchedulerLogs(LogStore);
+
+impl LogSink for SchedulerLogs {
+    fn line(&self, app: &str, source: &str, line: &str) {
+        self.0.append(app, source, line);
+    }
+}
+
+/// Serves `deis logs` from the log store.
+#[derive(Debug, Clone)]
+pub struct StoredLogs(pub LogStore);
+
+#[async_trait]
+impl LogSource for StoredLogs {
+    async fn tail(&self, app: &str, lines: usize) -> Result<Option<String>> {
+        let tail = self.0.tail(app, lines);
+        if tail.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(tail.join("\n") + "\n"))
+    }
+
+    async fn delete(&self, app: &str) -> Result<()> {
+        self.0.delete(app);
+        Ok(())
+    }
+}
+
+fn io(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| {
+        Error::backend(
+            "platform",
+            std::io::Error::new(e.kind(), format!("{what}: {e}")),
+        )
+    }
+}
+
+fn built(what: &str) -> impl FnOnce(deis_builder::BuildError) -> Error + '_ {
+    move |e| Error::backend("builder", std::io::Error::other(format!("{what}: {e}")))
+}
+
+impl Platform {
+    /// Starts every component and brings back the apps' formations from the store.
+    pub async fn start(config: PlatformConfig, backends: Backends) -> Result<Platform> {
+        let data = config.data_dir.clone();
+        tokio::fs::create_dir_all(&data)
+            .await
+            .map_err(io("creating the data directory"))?;
+        let logs = LogStore::new(LogSettings {
+            directory: Some(data.join("logs")),
+            ..LogSettings::default()
+        })
+        .map_err(io("opening the log directory"))?;
+        let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match backends.scheduler {
+            Some(scheduler) => (scheduler, None),
+            None => {
+                let local = LocalScheduler::with_sink(
+                    LocalConfig::new(data.join("scheduler")),
+                    Arc::new(SchedulerLogs(logs.clone())),
+                );
+                (Arc::new(local.clone()), Some(local))
+            }
+        };
+        let discovery = backends.discovery;
+        discovery
+            .put(
+                keys::PLATFORM_DOMAIN,
+                &config.settings.platform_domain,
+                None,
+            )
+            .await?;
+        let publisher = Publisher::spawn(
+            scheduler.clone(),
+            discovery.clone(),
+            PublisherConfig::default(),
+        );
+
+        let router = Arc::new(BuiltinRouter::new(RouterConfig::default())?);
+        let mut listening = vec![
+            router
+                .listen(ListenerOptions::new(ListenerKind::Http, config.router_addr))
+                .await?,
+        ];
+        let router_addr = listening[0].local_addr();
+        let mut router_admin_addr = None;
+        if let Some(addr) = config.router_admin_addr {
+            let admin = router
+                .listen(ListenerOptions::new(ListenerKind::Admin, addr))
+                .await?;
+            router_admin_addr = Some(admin.local_addr());
+            listening.push(admin);
+        }
+        let route_sync = RouteSync::spawn(discovery.clone(), router, RouteSyncOptions::default())?;
+
+        let controller = Arc::new(Controller::new(
+            backends.store,
+            scheduler.clone(),
+            discovery,
+            Arc::new(StoredLogs(logs.clone())),
+            config.settings.clone(),
+        ));
+
+        let mut builder_settings = BuilderSettings::new(data.join("builder"));
+        builder_settings.buildpacks = config.buildpacks.clone();
+        let hooks = HookServer::start(
+            data.join("builder.sock"),
+            Builder::new(builder_settings),
+            Arc::new(ControllerPushHandler::new(controller.clone())),
+        )
+        .await
+        .map_err(built("starting the builder"))?;
+        let repos = GitRepos::new(data.join("repos"), hooks.clone());
+
+        let api = crate::http::router(controller.clone())
+            .merge(git::routes(controller.clone(), repos.clone()));
+        let listener = tokio::net::TcpListener::bind(config.api_addr)
+            .await
+            .map_err(io("binding the API address"))?;
+        let api_addr = listener
+            .local_addr()
+            .map_err(io("reading the API address"))?;
+        let (api_stop, mut stopped) = tokio::sync::watch::channel(false);
+        let api_task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            if let Err(error) = axum::serve(listener, api)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(%error, "the API server stopped");
+            }
+        });
+
+        let ssh = match config.ssh_addr {
+            Some(addr) => {
+                let key = host_key(&data.join("ssh_host_ed25519_key"))
+                    .await
+                    .map_err(built("loading the SSH host key"))?;
+                let authorizer = Arc::new(ControllerSshAuthorizer::new(controller.clone()));
+                Some(
+                    SshServer::start(addr, key, repos, authorizer)
+                        .await
+                        .map_err(built("starting the SSH server"))?,
+                )
+            }
+            None => None,
+        };
+        let syslog = match config.syslog_addr {
+            Some(addr) => Some(
+                SyslogListener::start(addr, logs.clone())
+                    .await
+                    .map_err(io("binding the syslog listener"))?,
+            ),
+            None => None,
+        };
+
+        let platform = Platform {
+            controller,
+            logs,
+            api_addr,
+            router_addr,
+            router_admin_addr,
+            ssh,
+            syslog,
+            api_task,
+            api_stop,
+            listening,
+            route_sync,
+            publisher,
+            local,
+            _hooks: hooks,
+        };
+        platform.restore().await;
+        Ok(platform)
+    }
+
+    /// Converges every app to its latest release and formation (after a restart the local
+    /// scheduler runs nothing). Failures are logged and left to the next deploy.
+    async fn restore(&self) {
+        let store = self.controller.store();
+        let Ok(apps) = store.list_apps(AppFilter::All, PageRequest::ALL).await else {
+            return;
+        };
+        for app in apps.items {
+            self.publisher.watch_app(&app.id);
+            if app.structure.values().all(|n| *n == 0) {
+                continue;
+            }
+            if let Err(error) = self.converge(&app).await {
+                tracing::warn!(app = %app.id, %error, "could not bring the app back");
+                self.logs.append(
+                    &app.id,
+                    "deis-controller",
+                    &format!("could not restart after a platform restart: {error}"),
+                );
+            }
+        }
+    }
+
+    async fn converge(&self, app: &deis_core::model::App) -> std::result::Result<(), String> {
+        let store = self.controller.store();
+        let release = store
+            .latest_release(&app.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let spec = self
+            .controller
+            .spec_for_release(app, &release, app.structure.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.controller
+            .scheduler()
+            .apply(&spec)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The API address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// The router's HTTP address.
+    pub fn router_addr(&self) -> SocketAddr {
+        self.router_addr
+    }
+
+    /// The router's admin address, if started.
+    pub fn router_admin_addr(&self) -> Option<SocketAddr> {
+        self.router_admin_addr
+    }
+
+    /// The SSH address, if started.
+    pub fn ssh_addr(&self) -> Option<SocketAddr> {
+        self.ssh.as_ref().map(SshServer::address)
+    }
+
+    /// The syslog addresses (UDP, TCP), if started.
+    pub fn syslog_addrs(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.syslog.as_ref().map(|s| (s.udp, s.tcp))
+    }
+
+    /// Stops accepting work, lets requests finish, and stops every app process this
+    /// platform started.
+    pub async fn shutdown(self) {
+        let _ = self.api_stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.api_task).await;
+        drop(self.ssh);
+        drop(self.syslog);
+        for listener in self.listening {
+            listener.shutdown(Duration::from_secs(5)).await;
+        }
+        self.route_sync.stop().await;
+        self.publisher.shutdown().await;
+        if let Some(local) = self.local {
+            local.shutdown().await;
+        }
+    }
+}
