@@ -1,0 +1,220 @@
+//! deisd's settings: flags, `DEIS_*` variables, a TOML file, then the defaults.
+
+use clap::{Parser, ValueEnum};
+use deis_api::controller::{RegistrationMode, Settings as ControllerSettings};
+use deis_api::platform::PlatformConfig;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Which part of the platform this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything (the default).
+    All,
+    /// Only a router that follows discovery.
+    Router,
+}
+
+/// The command line; every flag also reads a `DEIS_*` variable.
+#[derive(Debug, Parser)]
+#[command(name = "deisd", version, about = "The Deis platform daemon")]
+pub struct Cli {
+    /// A TOML file with any of the settings below (flag names with `_`, e.g. `api_addr`).
+    #[arg(long, env = "DEIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Which part to run.
+    #[arg(long, value_enum, env = "DEIS_ROLE")]
+    pub role: Option<Role>,
+    /// The data directory (default: `$XDG_DATA_HOME/deis` or `~/.local/share/deis`).
+    #[arg(long, env = "DEIS_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The controller API address.
+    #[arg(long, env = "DEIS_API_ADDR")]
+    pub api_addr: Option<SocketAddr>,
+    /// The router address.
+    #[arg(long, env = "DEIS_ROUTER_ADDR")]
+    pub router_addr: Option<SocketAddr>,
+    /// The router's admin address (`/metrics`).
+    #[arg(long, env = "DEIS_ROUTER_ADMIN_ADDR")]
+    pub router_admin_addr: Option<SocketAddr>,
+    /// Accept the PROXY protocol on the router (behind a load balancer).
+    #[arg(long, env = "DEIS_PROXY_PROTOCOL")]
+    pub proxy_protocol: Option<bool>,
+    /// The builder's SSH address.
+    #[arg(long, env = "DEIS_SSH_ADDR")]
+    pub ssh_addr: Option<SocketAddr>,
+    /// The syslog listener's address (UDP and TCP).
+    #[arg(long, env = "DEIS_SYSLOG_ADDR")]
+    pub syslog_addr: Option<SocketAddr>,
+    /// The platform domain: apps answer at `<app>.<domain>`.
+    #[arg(long, env = "DEIS_DOMAIN")]
+    pub domain: Option<String>,
+    /// The store URL: `sqlite:///path`, `postgres://…` or `memory://`.
+    #[arg(long, env = "DEIS_STORE")]
+    pub store: Option<String>,
+    /// The discovery URL: `memory://` or `etcd://host:2379,…`.
+    #[arg(long, env = "DEIS_DISCOVERY")]
+    pub discovery: Option<String>,
+    /// The scheduler URL: `local://`.
+    #[arg(long, env = "DEIS_SCHEDULER")]
+    pub scheduler: Option<String>,
+    /// Who may register: enabled, admin_only or disabled.
+    #[arg(long, env = "DEIS_REGISTRATION")]
+    pub registration: Option<String>,
+    /// A buildpack directory to try before the built-in procfile buildpack (repeatable).
+    #[arg(long = "buildpack")]
+    pub buildpacks: Vec<PathBuf>,
+}
+
+/// The same settings, as a TOML file holds them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    role: Option<Role>,
+    data_dir: Option<PathBuf>,
+    api_addr: Option<SocketAddr>,
+    router_addr: Option<SocketAddr>,
+    router_admin_addr: Option<SocketAddr>,
+    proxy_protocol: Option<bool>,
+    ssh_addr: Option<SocketAddr>,
+    syslog_addr: Option<SocketAddr>,
+    domain: Option<String>,
+    store: Option<String>,
+    discovery: Option<String>,
+    scheduler: Option<String>,
+    registration: Option<String>,
+    #[serde(default)]
+    buildpacks: Vec<PathBuf>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub role: Role,
+    pub data_dir: PathBuf,
+    pub api_addr: SocketAddr,
+    pub router_addr: SocketAddr,
+    pub router_admin_addr: Option<SocketAddr>,
+    pub proxy_protocol: bool,
+    pub ssh_addr: SocketAddr,
+    pub syslog_addr: Option<SocketAddr>,
+    pub domain: String,
+    pub store: String,
+    pub discovery: String,
+    pub scheduler: String,
+    pub registration: RegistrationMode,
+    pub buildpacks: Vec<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(xdg) = var("XDG_DATA_HOME") {
+        return xdg.join("deis");
+    }
+    var("HOME")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".local/share/deis")
+}
+
+fn read_file(path: &Path) -> Result<FileSettings, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
+}
+
+impl Settings {
+    /// Merges flags and variables over the file over the defaults.
+    pub fn resolve(cli: Cli) -> Result<Settings, String> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        let data_dir = cli
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let address = |given: Option<SocketAddr>, from_file: Option<SocketAddr>, default: &str| {
+            given
+                .or(from_file)
+                .unwrap_or_else(|| default.parse().expect("a valid default address"))
+        };
+        let registration = cli
+            .registration
+            .or(file.registration)
+            .unwrap_or_else(|| "enabled".into());
+        let registration: RegistrationMode = registration.parse()?;
+        let domain = cli
+            .domain
+            .or(file.domain)
+            .unwrap_or_else(|| "localhost".into());
+        deis_core::validation::domain(&domain)
+            .map_err(|e| format!("--domain {domain}: {}", e.message))?;
+        let mut buildpacks = cli.buildpacks;
+        buildpacks.extend(file.buildpacks);
+        Ok(Settings {
+            role: cli.role.or(file.role).unwrap_or(Role::All),
+            store: cli
+                .store
+                .or(file.store)
+                .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("deis.db").display())),
+            data_dir,
+            api_addr: address(cli.api_addr, file.api_addr, "127.0.0.1:8000"),
+            router_addr: address(cli.router_addr, file.router_addr, "127.0.0.1:8080"),
+            router_admin_addr: cli.router_admin_addr.or(file.router_admin_addr),
+            proxy_protocol: cli.proxy_protocol.or(file.proxy_protocol).unwrap_or(false),
+            ssh_addr: address(cli.ssh_addr, file.ssh_addr, "127.0.0.1:2222"),
+            syslog_addr: cli.syslog_addr.or(file.syslog_addr),
+            domain,
+            discovery: cli
+                .discovery
+                .or(file.discovery)
+                .unwrap_or_else(|| "memory://".into()),
+            scheduler: cli
+                .scheduler
+                .or(file.scheduler)
+                .unwrap_or_else(|| "local://".into()),
+            registration,
+            buildpacks,
+        })
+    }
+
+    /// The store URL without a password, for printing.
+    pub fn store_display(&self) -> String {
+        match self
+            .store
+            .split_once("://")
+            .and_then(|(s, rest)| rest.split_once('@').map(|(cred, host)| (s, cred, host)))
+        {
+            Some((scheme, credentials, host)) => {
+                let user = credentials.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => self.store.clone(),
+        }
+    }
+
+    /// The platform's configuration.
+    pub fn platform_config(&self) -> PlatformConfig {
+        PlatformConfig {
+            data_dir: self.data_dir.clone(),
+            api_addr: self.api_addr,
+            router_addr: self.router_addr,
+            router_admin_addr: self.router_admin_addr,
+            ssh_addr: Some(self.ssh_addr),
+            syslog_addr: self.syslog_addr,
+            buildpacks: self.buildpacks.clone(),
+            settings: ControllerSettings {
+                platform_domain: self.domain.clone(),
+                registration_mode: self.registration,
+                builder_key: None,
+                ..ControllerSettings::default()
+            },
+        }
+    }
+}
