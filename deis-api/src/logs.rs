@@ -15,6 +15,11 @@ pub trait LogSource: Debug + Send + Sync + 'static {
     async fn tail(&self, app: &str, lines: usize) -> Result<Option<String>>;
     /// Forgets the app's logs (the app was destroyed).
     async fn delete(&self, app: &str) -> Result<()>;
+    /// New lines of the app from now on, one per item (`deis logs -f`); `None` when this
+    /// source cannot follow.
+    fn follow(&self, _app: &str) -> Option<futures::stream::BoxStream<'static, String>> {
+        None
+    }
 }
 
 /// A bounded in-memory ring of log lines per app.

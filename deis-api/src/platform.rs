@@ -105,6 +105,10 @@ impl LogSource for StoredLogs {
         self.0.delete(app);
         Ok(())
     }
+
+    fn follow(&self, app: &str) -> Option<futures::stream::BoxStream<'static, String>> {
+        Some(self.0.follow(app))
+    }
 }
 
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {

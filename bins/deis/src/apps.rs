@@ -145,6 +145,19 @@ pub async fn transfer(session: &mut Session<'_>, args: TransferArgs) -> CliResul
 pub async fn logs(session: &mut Session<'_>, args: LogsArgs) -> CliResult {
     let (client, profile) = session.client()?;
     let app = resolve_app(session, &args.app, &profile)?;
+    if args.follow {
+        use futures::StreamExt;
+        let mut stream = client
+            .follow_logs(&app, args.lines)
+            .await
+            .map_err(api_error)?;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(api_error)?;
+            let _ = session.out.write_all(&chunk);
+            let _ = session.out.flush();
+        }
+        return Ok(());
+    }
     match client.logs(&app, args.lines).await.map_err(api_error)? {
         Some(text) => {
             let text = text.trim_end_matches('\n').to_string();

@@ -137,6 +137,9 @@ pub struct LogsArgs {
     /// How many lines.
     #[arg(short = 'n', long = "lines")]
     pub lines: Option<usize>,
+    /// Keep printing new lines as they come (until interrupted).
+    #[arg(short = 'f', long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

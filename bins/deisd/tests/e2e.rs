@@ -111,10 +111,15 @@ impl World {
 
     /// `curl -H 'Host: <host>' http://127.0.0.1:<router>/`: (status, body).
     fn curl(&self, host: &str) -> (u16, String) {
+        self.curl_path(host, "/")
+    }
+
+    /// `curl -H 'Host: <host>' http://127.0.0.1:<router><path>`: (status, body).
+    fn curl_path(&self, host: &str, path: &str) -> (u16, String) {
         let output = Command::new("curl")
             .args(["-s", "-m", "5", "-w", "\n%{http_code}", "-H"])
             .arg(format!("Host: {host}"))
-            .arg(format!("http://127.0.0.1:{}/", self.router))
+            .arg(format!("http://127.0.0.1:{}{path}", self.router))
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&output.stdout).to_string();
@@ -279,6 +284,45 @@ fn a_new_user_deploys_scales_configures_rolls_back_shares_and_destroys() {
     // The app's output is in its logs; a one-off command runs.
     let logs = w.deis(&["logs"]);
     assert!(logs.contains("demo[web.1]: starting on port"), "{logs}");
+    // `deis logs -f` follows live output.
+    let mut follower = Command::new(&w.deis)
+        .args(["logs", "-f", "-n", "1"])
+        .current_dir(w.app_dir())
+        .env("HOME", w.home())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut followed = false;
+    while !followed && Instant::now() < deadline {
+        w.curl_path("demo.localhost", "/followed-live");
+        while let Ok(line) = received.recv_timeout(Duration::from_millis(300)) {
+            if line.contains("GET /followed-live") && line.contains("demo[web.") {
+                followed = true;
+                break;
+            }
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(
+        followed,
+        "deis logs -f showed the request made while following"
+    );
     let run = w.deis(&["run", "echo", "one-off", "$DEIS_APP"]);
     assert!(run.contains("one-off demo"), "{run}");
 

@@ -1,7 +1,7 @@
 //! App endpoints of the client: apps, processes, config, builds, releases, domains and
 //! permissions.
 
-use super::{segment, Client, ClientResult, Released};
+use super::{segment, Client, ClientError, ClientResult, Released};
 use crate::wire::*;
 use deis_core::model::{App, Build, Config, Domain, Release};
 use reqwest::{Method, StatusCode};
@@ -82,6 +82,25 @@ impl Client {
             return Ok(None);
         }
         Ok(Some(response.text().await?))
+    }
+
+    /// `GET /v1/apps/<id>/logs/?follow=true`: the tail, then new lines as they come, as
+    /// chunks of text until the server or the caller ends it.
+    pub async fn follow_logs(
+        &self,
+        app: &str,
+        lines: Option<usize>,
+    ) -> ClientResult<futures::stream::BoxStream<'static, ClientResult<bytes::Bytes>>> {
+        use futures::StreamExt;
+        let mut path = format!("/v1/apps/{}/logs/?follow=true", segment(app));
+        if let Some(n) = lines {
+            path.push_str(&format!("&log_lines={n}"));
+        }
+        let response = self.send(Method::GET, &path, None).await?;
+        Ok(response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(ClientError::Transport))
+            .boxed())
     }
 
     /// `POST /v1/apps/<id>/run/`: exit code and output.

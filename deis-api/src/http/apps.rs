@@ -79,16 +79,21 @@ pub async fn scale(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/apps/<id>/logs/?log_lines=N`: `text/plain`, 204 when there are none.
+/// `GET /v1/apps/<id>/logs/?log_lines=N`: `text/plain`, 204 when there are none. With
+/// `&follow=true` the answer streams (chunked) the tail and then every new line until the
+/// client hangs up (`deis logs -f`).
 pub async fn logs(
     State(state): State<AppState>,
     Caller(caller): Caller,
     ApiPath(id): ApiPath<String>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Response> {
-    let requested = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+    let query = query.unwrap_or_default();
+    let requested = url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "log_lines")
         .map(|(_, v)| v.into_owned());
+    let follow = url::form_urlencoded::parse(query.as_bytes())
+        .any(|(k, v)| k == "follow" && matches!(v.as_ref(), "1" | "true" | "yes"));
     let lines = match requested {
         None => LOG_LINES_DEFAULT,
         Some(text) => match text.trim().parse::<usize>() {
@@ -102,6 +107,19 @@ pub async fn logs(
             }
         },
     };
+    if follow {
+        use futures::StreamExt;
+        let (tail, lines) = state.follow_logs(&caller, &id, lines).await?;
+        let head = futures::stream::iter(tail.map(bytes::Bytes::from));
+        let body = head
+            .chain(lines.map(|line| bytes::Bytes::from(line + "\n")))
+            .map(Ok::<_, std::convert::Infallible>);
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            axum::body::Body::from_stream(body),
+        )
+            .into_response());
+    }
     Ok(match state.logs(&caller, &id, lines).await? {
         None => StatusCode::NO_CONTENT.into_response(),
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
