@@ -2,8 +2,8 @@
 # Load test of the controller API on loopback with wrk: requests per second and p99 latency
 # of GET /v1/apps/<id>/ and POST /v1/apps/<id>/config/ (a new release per request).
 #
-# It builds and starts the `bench_server` example (in-memory backends, one seeded user,
-# app and token) on 127.0.0.1, runs wrk for DURATION (default 10s) per endpoint, prints a
+# It builds and starts the `bench_server` example (a SQLite store by default, STORE=<url>
+# for another; in-memory scheduler and discovery; one seeded user, app and token) on 127.0.0.1, runs wrk for DURATION (default 10s) per endpoint, prints a
 # summary and stops the server it started.
 #
 # Usage: deis-api/benches/wrk.sh            (env: DURATION=10s THREADS=2 CONNECTIONS=32)
@@ -23,6 +23,8 @@ command -v wrk >/dev/null || { echo "wrk.sh: wrk is not installed" >&2; exit 1; 
 SERVER="$CARGO_TARGET_DIR/release/examples/bench_server"
 
 WORK="$(mktemp -d /tmp/deis-api-bench.XXXXXX)"
+# The store under test: SQLite in the work directory unless STORE names another URL.
+export DEIS_BENCH_STORE="${STORE:-sqlite://$WORK/deis.db}"
 "$SERVER" >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 cleanup() {
@@ -53,6 +55,6 @@ run() { # run <name> <wrk args...>
     printf '%-32s %12s req/s   p99 %8s   non-2xx %s\n' "$name" "$rps" "$p99" "${errors:-0}"
 }
 
-echo "deis-api on $ADDRESS (memory store), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "deis-api on $ADDRESS (store ${DEIS_BENCH_STORE%%://*}), wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 run "GET /v1/apps/$APP/" -H "Authorization: token $TOKEN" "http://$ADDRESS/v1/apps/$APP/"
 run "POST /v1/apps/$APP/config/" -s "$HERE/config_post.lua" "http://$ADDRESS"

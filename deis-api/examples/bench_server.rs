@@ -1,5 +1,7 @@
-//! Starts the API on loopback over in-memory backends, seeded with one user, one app with
-//! a deployed image, and prints `READY <address> <token> <app>` — for `benches/wrk.sh`.
+//! Starts the API on loopback, seeded with one user, one app with a deployed image, and
+//! prints `READY <address> <token> <app>` — for `benches/wrk.sh`. The store is the URL in
+//! `DEIS_BENCH_STORE` (e.g. `sqlite:///tmp/bench/deis.db`; default `memory://`); the
+//! scheduler and discovery are in memory.
 //!
 //! Run: `cargo run --release -p deis-api --example bench_server -- [port]`
 
@@ -15,10 +17,18 @@ async fn main() -> anyhow::Result<()> {
         .map(|p| p.parse())
         .transpose()?
         .unwrap_or(0);
-    let controller = Arc::new(Controller::in_memory(Settings {
-        platform_domain: "bench.test".into(),
-        ..Settings::default()
-    }));
+    let store_url = std::env::var("DEIS_BENCH_STORE").unwrap_or_else(|_| "memory://".into());
+    let store = deis_store::open_store(&store_url).await?;
+    let controller = Arc::new(Controller::new(
+        store,
+        Arc::new(deis_core::memory::MemoryScheduler::new()),
+        Arc::new(deis_core::memory::MemoryDiscovery::new()),
+        Arc::new(deis_api::MemoryLogs::default()),
+        Settings {
+            platform_domain: "bench.test".into(),
+            ..Settings::default()
+        },
+    ));
     let user = controller
         .register(
             None,

@@ -45,6 +45,27 @@ pub struct PlatformConfig {
     pub settings: Settings,
 }
 
+impl PlatformConfig {
+    /// Everything on free loopback ports (SSH and syslog off), data under `data_dir`, apps
+    /// at `<app>.<platform_domain>`: for tests and embedding programs.
+    pub fn ephemeral(data_dir: impl Into<PathBuf>, platform_domain: &str) -> Self {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        PlatformConfig {
+            data_dir: data_dir.into(),
+            api_addr: any,
+            router_addr: any,
+            router_admin_addr: None,
+            ssh_addr: None,
+            syslog_addr: None,
+            buildpacks: Vec::new(),
+            settings: Settings {
+                platform_domain: platform_domain.into(),
+                ..Settings::default()
+            },
+        }
+    }
+}
+
 /// The backends the platform runs on; the scheduler defaults to local processes.
 #[derive(Debug, Clone)]
 pub struct Backends {
@@ -54,6 +75,17 @@ pub struct Backends {
     pub discovery: DynDiscovery,
     /// The scheduler; `None` runs apps as local processes.
     pub scheduler: Option<DynScheduler>,
+}
+
+impl Backends {
+    /// An in-memory store and discovery, and local processes.
+    pub fn in_memory() -> Self {
+        Backends {
+            store: Arc::new(deis_core::memory::MemoryStore::new()),
+            discovery: Arc::new(deis_core::memory::MemoryDiscovery::new()),
+            scheduler: None,
+        }
+    }
 }
 
 /// A running platform.
