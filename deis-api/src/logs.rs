@@ -7,6 +7,9 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::sync::Mutex;
 
+/// The source tag of platform events in an app's log: `<app>[deis-controller]`.
+pub const CONTROLLER_SOURCE: &str = "deis-controller";
+
 /// A source of app log lines.
 #[async_trait]
 pub trait LogSource: Debug + Send + Sync + 'static {
@@ -20,6 +23,9 @@ pub trait LogSource: Debug + Send + Sync + 'static {
     fn follow(&self, _app: &str) -> Option<futures::stream::BoxStream<'static, String>> {
         None
     }
+    /// Records a platform event about the app (`<app>[deis-controller]: alice deployed …`,
+    /// as Deis v1 showed them in `deis logs`). Sources that only read may ignore it.
+    fn record(&self, _app: &str, _source: &str, _line: &str) {}
 }
 
 /// A bounded in-memory ring of log lines per app.

@@ -141,6 +141,10 @@ impl LogSource for StoredLogs {
     fn follow(&self, app: &str) -> Option<futures::stream::BoxStream<'static, String>> {
         Some(self.0.follow(app))
     }
+
+    fn record(&self, app: &str, source: &str, line: &str) {
+        self.0.append(app, source, line);
+    }
 }
 
 fn io(what: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {

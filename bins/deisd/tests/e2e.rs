@@ -282,8 +282,16 @@ fn a_new_user_deploys_scales_configures_rolls_back_shares_and_destroys() {
     );
 
     // The app's output is in its logs; a one-off command runs.
-    let logs = w.deis(&["logs"]);
+    let logs = w.deis(&["logs", "-n", "5000"]);
     assert!(logs.contains("demo[web.1]: starting on port"), "{logs}");
+    assert!(
+        logs.contains("demo[deis-controller]: alice deployed"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("demo[deis-controller]: alice scaled containers web=3"),
+        "{logs}"
+    );
     // `deis logs -f` follows live output.
     let mut follower = Command::new(&w.deis)
         .args(["logs", "-f", "-n", "1"])

@@ -115,8 +115,23 @@ impl Controller {
         let release = self.store.append_release(request).await?;
         let outcome = self.rollout(&app, &release, change).await;
         match outcome {
-            Ok(config) => Ok((release, config)),
+            Ok(config) => {
+                self.logs.record(
+                    &app.id,
+                    crate::logs::CONTROLLER_SOURCE,
+                    &format!("{} (v{})", release.summary, release.version),
+                );
+                Ok((release, config))
+            }
             Err(error) => {
+                self.logs.record(
+                    &app.id,
+                    crate::logs::CONTROLLER_SOURCE,
+                    &format!(
+                        "v{} was not deployed ({error}); the app stays on its previous release",
+                        release.version
+                    ),
+                );
                 if let Err(e) = self.store.discard_release(&app.id, release.version).await {
                     tracing::error!(app = %app.id, version = release.version, error = %e,
                         "could not discard the release of a failed rollout");

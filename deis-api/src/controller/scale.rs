@@ -2,6 +2,7 @@
 
 use super::apps::scheduler_failure;
 use super::{Access, Controller, ServiceError, ServiceResult};
+use crate::logs::CONTROLLER_SOURCE;
 use deis_core::model::User;
 use deis_core::release::default_formation;
 use deis_core::validation;
@@ -60,6 +61,12 @@ impl Controller {
             })?
             .map_err(scheduler_failure)?;
         self.store.set_formation(&app.id, &formation).await?;
+        let scaled: Vec<String> = formation.iter().map(|(t, n)| format!("{t}={n}")).collect();
+        self.logs.record(
+            &app.id,
+            CONTROLLER_SOURCE,
+            &format!("{} scaled containers {}", caller.username, scaled.join(" ")),
+        );
         Ok(())
     }
 }
