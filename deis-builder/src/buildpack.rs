@@ -202,7 +202,7 @@ pub async fn fetch(
     let _ = log
         .send(format!("-----> Fetching buildpack {repository}"))
         .await;
-    let git = which_git();
+    let git = crate::git::git_binary();
     let mut args: Vec<std::ffi::OsString> = vec![
         "clone".into(),
         "--quiet".into(),
@@ -242,15 +242,6 @@ pub async fn fetch(
             .to_string(),
         path: checkout,
     })
-}
-
-fn which_git() -> PathBuf {
-    for candidate in ["/usr/local/bin/git", "/usr/bin/git"] {
-        if Path::new(candidate).is_file() {
-            return PathBuf::from(candidate);
-        }
-    }
-    PathBuf::from("git")
 }
 
 fn sanitize(text: &str) -> String {

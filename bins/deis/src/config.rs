@@ -4,16 +4,10 @@ use crate::args::{
     AppJson, ConfigListArgs, ConfigPullArgs, ConfigPushArgs, KeysArgs, LimitsSetArgs,
     LimitsUnsetArgs, PairsArgs,
 };
-use crate::output::{parse_pairs, print_json, resolve_app, table};
+use crate::output::{parse_pairs, print_json, print_pairs};
 use crate::{api_error, CliResult, Session};
 use deis_api::client::Client;
 use serde_json::{json, Map, Value};
-
-async fn target(session: &Session<'_>, app: &crate::args::AppArg) -> CliResult<(Client, String)> {
-    let (client, profile) = session.client()?;
-    let app = resolve_app(session, app, &profile)?;
-    Ok((client, app))
-}
 
 async fn print_values(
     session: &mut Session<'_>,
@@ -32,14 +26,7 @@ async fn print_values(
         return Ok(());
     }
     session.say(format!("=== {app} Config"));
-    let rows: Vec<Vec<String>> = config
-        .values
-        .iter()
-        .map(|(k, v)| vec![k.clone(), v.clone()])
-        .collect();
-    for line in table(&rows) {
-        session.say(line);
-    }
+    print_pairs(session, config.values.iter().map(|(k, v)| (k, v.clone())));
     Ok(())
 }
 
@@ -61,7 +48,7 @@ async fn apply(
 }
 
 pub async fn list(session: &mut Session<'_>, args: ConfigListArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     if args.json.json {
         let config = client.get_config(&app).await.map_err(api_error)?;
         return print_json(session, &config.values);
@@ -70,7 +57,7 @@ pub async fn list(session: &mut Session<'_>, args: ConfigListArgs) -> CliResult 
 }
 
 pub async fn set(session: &mut Session<'_>, args: PairsArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let values: Map<String, Value> = parse_pairs(&args.pairs)?
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
@@ -87,7 +74,7 @@ pub async fn set(session: &mut Session<'_>, args: PairsArgs) -> CliResult {
 }
 
 pub async fn unset(session: &mut Session<'_>, args: KeysArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let values: Map<String, Value> = args.keys.iter().map(|k| (k.clone(), Value::Null)).collect();
     apply(
         session,
@@ -123,7 +110,7 @@ fn unquote(value: &str) -> String {
 }
 
 pub async fn pull(session: &mut Session<'_>, args: ConfigPullArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let path = session.env.cwd.join(".env");
     if path.exists() && !args.overwrite {
         return Err(".env exists already; use -o to overwrite it".into());
@@ -143,7 +130,7 @@ pub async fn pull(session: &mut Session<'_>, args: ConfigPullArgs) -> CliResult 
 }
 
 pub async fn push(session: &mut Session<'_>, args: ConfigPushArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let path = session.env.cwd.join(&args.path);
     let text =
         std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
@@ -189,32 +176,18 @@ async fn print_limits(session: &mut Session<'_>, client: &Client, app: &str) -> 
     if config.memory.is_empty() {
         session.say("Unlimited");
     }
-    let rows: Vec<Vec<String>> = config
-        .memory
-        .iter()
-        .map(|(k, v)| vec![k.clone(), v.clone()])
-        .collect();
-    for line in table(&rows) {
-        session.say(line);
-    }
+    print_pairs(session, config.memory.iter().map(|(k, v)| (k, v.clone())));
     session.say("");
     session.say("--- CPU");
     if config.cpu.is_empty() {
         session.say("Unlimited");
     }
-    let rows: Vec<Vec<String>> = config
-        .cpu
-        .iter()
-        .map(|(k, v)| vec![k.clone(), v.to_string()])
-        .collect();
-    for line in table(&rows) {
-        session.say(line);
-    }
+    print_pairs(session, config.cpu.iter().map(|(k, v)| (k, v.to_string())));
     Ok(())
 }
 
 pub async fn limits_list(session: &mut Session<'_>, args: AppJson) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     if args.json.json {
         let config = client.get_config(&app).await.map_err(api_error)?;
         return print_json(
@@ -226,7 +199,7 @@ pub async fn limits_list(session: &mut Session<'_>, args: AppJson) -> CliResult 
 }
 
 pub async fn limits_set(session: &mut Session<'_>, args: LimitsSetArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let kind = limit_kind(args.memory, args.cpu);
     let mut limits = Map::new();
     for (process_type, value) in parse_pairs(&args.pairs)? {
@@ -253,7 +226,7 @@ pub async fn limits_set(session: &mut Session<'_>, args: LimitsSetArgs) -> CliRe
 }
 
 pub async fn limits_unset(session: &mut Session<'_>, args: LimitsUnsetArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let kind = limit_kind(args.memory, args.cpu);
     let limits: Map<String, Value> = args
         .types
@@ -274,19 +247,12 @@ pub async fn limits_unset(session: &mut Session<'_>, args: LimitsUnsetArgs) -> C
 async fn print_tags(session: &mut Session<'_>, client: &Client, app: &str) -> CliResult {
     let config = client.get_config(app).await.map_err(api_error)?;
     session.say(format!("=== {app} Tags"));
-    let rows: Vec<Vec<String>> = config
-        .tags
-        .iter()
-        .map(|(k, v)| vec![k.clone(), v.clone()])
-        .collect();
-    for line in table(&rows) {
-        session.say(line);
-    }
+    print_pairs(session, config.tags.iter().map(|(k, v)| (k, v.clone())));
     Ok(())
 }
 
 pub async fn tags_list(session: &mut Session<'_>, args: AppJson) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     if args.json.json {
         let config = client.get_config(&app).await.map_err(api_error)?;
         return print_json(session, &config.tags);
@@ -295,7 +261,7 @@ pub async fn tags_list(session: &mut Session<'_>, args: AppJson) -> CliResult {
 }
 
 pub async fn tags_set(session: &mut Session<'_>, args: PairsArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let tags: Map<String, Value> = parse_pairs(&args.pairs)?
         .into_iter()
         .map(|(k, v)| (k, Value::String(v)))
@@ -312,7 +278,7 @@ pub async fn tags_set(session: &mut Session<'_>, args: PairsArgs) -> CliResult {
 }
 
 pub async fn tags_unset(session: &mut Session<'_>, args: KeysArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let tags: Map<String, Value> = args.keys.iter().map(|k| (k.clone(), Value::Null)).collect();
     apply(
         session,

@@ -79,6 +79,13 @@ impl Session<'_> {
             })
     }
 
+    /// A client and the app to act on (`-a`, the `deis` git remote, or the directory).
+    pub fn app_client(&self, app: &args::AppArg) -> CliResult<(Client, String)> {
+        let (client, profile) = self.client()?;
+        let app = output::resolve_app(self, app, &profile)?;
+        Ok((client, app))
+    }
+
     /// A client of the saved controller with the saved token.
     pub fn client(&self) -> CliResult<(Client, Profile)> {
         let profile = self.profile()?;

@@ -35,6 +35,17 @@ pub fn table(rows: &[Vec<String>]) -> Vec<String> {
         .collect()
 }
 
+/// Prints `key  value` rows, aligned.
+pub fn print_pairs<'a>(
+    session: &mut Session<'_>,
+    pairs: impl IntoIterator<Item = (&'a String, String)>,
+) {
+    let rows: Vec<Vec<String>> = pairs.into_iter().map(|(k, v)| vec![k.clone(), v]).collect();
+    for line in table(&rows) {
+        session.say(line);
+    }
+}
+
 /// Prints a value as pretty JSON.
 pub fn print_json<T: Serialize>(session: &mut Session<'_>, value: &T) -> CliResult {
     let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;

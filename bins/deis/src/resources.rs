@@ -4,21 +4,15 @@ use crate::args::{
     AppJson, BuildsCreateArgs, CertsAddArgs, DomainArgs, JsonArg, KeysAddArgs, NameArg,
     PermsChangeArgs, PermsListArgs, ReleaseArg, RestartArgs, RollbackArgs, ScaleArgs,
 };
-use crate::output::{parse_pairs, parse_version, print_json, resolve_app, table};
+use crate::output::{parse_pairs, parse_version, print_json, table};
 use crate::{api_error, CliResult, Session};
 use deis_api::client::Client;
 use deis_api::wire::{BuildRequest, CertificateRequest, Container};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-async fn target(session: &Session<'_>, app: &crate::args::AppArg) -> CliResult<(Client, String)> {
-    let (client, profile) = session.client()?;
-    let app = resolve_app(session, app, &profile)?;
-    Ok((client, app))
-}
-
 pub async fn builds_list(session: &mut Session<'_>, args: AppJson) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let builds = client.list_builds(&app).await.map_err(api_error)?;
     if args.json.json {
         return print_json(session, &builds.results);
@@ -36,7 +30,7 @@ pub async fn builds_list(session: &mut Session<'_>, args: AppJson) -> CliResult 
 }
 
 pub async fn builds_create(session: &mut Session<'_>, args: BuildsCreateArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let procfile_text = match &args.procfile {
         Some(text) => Some(text.clone()),
         None => std::fs::read_to_string(session.env.cwd.join("Procfile")).ok(),
@@ -71,7 +65,7 @@ pub async fn builds_create(session: &mut Session<'_>, args: BuildsCreateArgs) ->
 }
 
 pub async fn releases_list(session: &mut Session<'_>, args: AppJson) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let releases = client.list_releases(&app).await.map_err(api_error)?;
     if args.json.json {
         return print_json(session, &releases.results);
@@ -95,7 +89,7 @@ pub async fn releases_list(session: &mut Session<'_>, args: AppJson) -> CliResul
 }
 
 pub async fn releases_info(session: &mut Session<'_>, args: ReleaseArg) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let version = parse_version(&args.version)?;
     let release = client.get_release(&app, version).await.map_err(api_error)?;
     session.say(format!("=== {app} Release v{version}"));
@@ -120,7 +114,7 @@ pub async fn releases_info(session: &mut Session<'_>, args: ReleaseArg) -> CliRe
 }
 
 pub async fn rollback(session: &mut Session<'_>, args: RollbackArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let version = args.version.as_deref().map(parse_version).transpose()?;
     match version {
         Some(v) => {
@@ -170,7 +164,7 @@ pub async fn print_domains(session: &mut Session<'_>, client: &Client, app: &str
 }
 
 pub async fn ps_list(session: &mut Session<'_>, args: AppJson) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     if args.json.json {
         let containers = client.containers(&app, None).await.map_err(api_error)?;
         return print_json(session, &containers.results);
@@ -179,7 +173,7 @@ pub async fn ps_list(session: &mut Session<'_>, args: AppJson) -> CliResult {
 }
 
 pub async fn ps_scale(session: &mut Session<'_>, args: ScaleArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let mut counts = BTreeMap::new();
     for (process_type, count) in parse_pairs(&args.pairs)? {
         let count: u32 = count
@@ -197,7 +191,7 @@ pub async fn ps_scale(session: &mut Session<'_>, args: ScaleArgs) -> CliResult {
 }
 
 pub async fn ps_restart(session: &mut Session<'_>, args: RestartArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let (process_type, num) = match &args.target {
         None => (None, None),
         Some(target) => match target.split_once('.') {
@@ -223,7 +217,7 @@ pub async fn ps_restart(session: &mut Session<'_>, args: RestartArgs) -> CliResu
 }
 
 pub async fn domains_list(session: &mut Session<'_>, args: AppJson) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     if args.json.json {
         let domains = client.list_domains(&app).await.map_err(api_error)?;
         return print_json(session, &domains.results);
@@ -232,7 +226,7 @@ pub async fn domains_list(session: &mut Session<'_>, args: AppJson) -> CliResult
 }
 
 pub async fn domains_add(session: &mut Session<'_>, args: DomainArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let _ = write!(session.out, "Adding {} to {app}... ", args.domain);
     client
         .add_domain(&app, &args.domain)
@@ -243,7 +237,7 @@ pub async fn domains_add(session: &mut Session<'_>, args: DomainArgs) -> CliResu
 }
 
 pub async fn domains_remove(session: &mut Session<'_>, args: DomainArgs) -> CliResult {
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let _ = write!(session.out, "Removing {} from {app}... ", args.domain);
     client
         .remove_domain(&app, &args.domain)
@@ -372,7 +366,7 @@ pub async fn perms_list(session: &mut Session<'_>, args: PermsListArgs) -> CliRe
         }
         return Ok(());
     }
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let perms = client.list_perms(&app).await.map_err(api_error)?;
     session.say(format!("=== {app}'s Users"));
     for user in perms.users {
@@ -396,7 +390,7 @@ pub async fn perms_create(session: &mut Session<'_>, args: PermsChangeArgs) -> C
         session.say("done");
         return Ok(());
     }
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let _ = write!(
         session.out,
         "Adding {} to {app} collaborators... ",
@@ -425,7 +419,7 @@ pub async fn perms_delete(session: &mut Session<'_>, args: PermsChangeArgs) -> C
         session.say("done");
         return Ok(());
     }
-    let (client, app) = target(session, &args.app).await?;
+    let (client, app) = session.app_client(&args.app)?;
     let _ = write!(
         session.out,
         "Removing {} from {app} collaborators... ",

@@ -226,8 +226,7 @@ pub async fn nothing_to_run_is_refused(
         |e| matches!(e, Error::Precondition { .. }),
     );
     assert!(scheduler.instances(app).await.unwrap().is_empty());
-    let empty = fixture.spec(app, 1, &[]);
-    let mut empty = empty;
+    let mut empty = fixture.spec(app, 1, &[]);
     empty.artifact = Artifact::None;
     assert!(
         scheduler.apply(&empty).await.unwrap().is_empty(),
