@@ -23,8 +23,8 @@ pub mod swarm;
 
 #[cfg(feature = "docker")]
 pub use docker::{DockerConfig, DockerScheduler};
-#[cfg(feature = "swarm")]
-pub use swarm::{SwarmConfig, SwarmScheduler};
 pub use local::{LimitEnforcement, LocalConfig, LocalScheduler};
 pub use log_sink::{LogLine, LogSink, MemoryLogSink, TracingLogSink};
 pub use publisher::{Publisher, PublisherConfig};
+#[cfg(feature = "swarm")]
+pub use swarm::{SwarmConfig, SwarmScheduler};

@@ -10,10 +10,7 @@ use futures::StreamExt;
 /// Starts a created run container, waits for its exit and collects at most `limit` bytes
 /// of its output (stdout and stderr as the container wrote them).
 pub(crate) async fn run_to_end(docker: &Docker, name: &str, limit: usize) -> Result<RunOutcome> {
-    docker
-        .start_container(name, None)
-        .await
-        .map_err(map_err)?;
+    docker.start_container(name, None).await.map_err(map_err)?;
     let exit = match docker.wait_container(name, None).next().await {
         Some(Ok(response)) => response.status_code,
         Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,

@@ -26,7 +26,9 @@
 //!   balanced port, so per-task host ports are what a router can health-route to. Every task
 //!   is also attached to an attachable overlay network ([`SwarmConfig::network`], created
 //!   when missing) under the alias `<type>.<app>`, for routers and one-off runs that live
-//!   in containers (`tasks.<service>` resolves to the task addresses there).
+//!   in containers: the alias and the service name resolve to the task addresses there by
+//!   DNS round robin (no virtual IP: that needs IPVS in the kernel, which hosts like this
+//!   project's CI machine lack).
 //! - **Placement** constraints come from the app's tags (`deis tags:set environ=prod` is
 //!   `node.labels.environ==prod`); limits: memory is the memory limit, CPU shares become
 //!   NanoCPUs at 1024 shares per CPU (Swarm has no shares). Restart policy `any`, after
@@ -408,7 +410,11 @@ fn progress(
     Progress::Waiting(if pending.is_empty() {
         format!(
             "{ready} of {replicas} tasks are up{}",
-            if updating { ", the update is running" } else { "" }
+            if updating {
+                ", the update is running"
+            } else {
+                ""
+            }
         )
     } else {
         pending.join(", ")
@@ -541,16 +547,12 @@ impl SwarmScheduler {
                         ..Default::default()
                     })
                     .await
-                    .map_err(|e| match map_err(e) {
-                        Error::Unavailable { message, .. } | Error::Backend { message, .. } => {
-                            Error::Unavailable {
-                                backend: "swarm",
-                                message: format!(
-                                    "creating the overlay network {name} failed: {message}"
-                                ),
-                            }
-                        }
-                        other => other,
+                    .map_err(|e| Error::Unavailable {
+                        backend: "swarm",
+                        message: format!(
+                            "creating the overlay network {name} failed: {}",
+                            map_err(e)
+                        ),
                     })?;
             }
             Err(e) => return Err(map_err(e)),
@@ -622,9 +624,9 @@ impl SwarmScheduler {
                         "{process_type}: Swarm's rollback did not finish within {deadline:?}: \
                          {reason}"
                     ),
-                    None => format!(
-                        "{process_type} did not become healthy within {deadline:?}: {why}"
-                    ),
+                    None => {
+                        format!("{process_type} did not become healthy within {deadline:?}: {why}")
+                    }
                 });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -648,11 +650,7 @@ impl SwarmScheduler {
             ))
         );
         if !already {
-            let version = service
-                .version
-                .as_ref()
-                .and_then(|v| v.index)
-                .unwrap_or(0);
+            let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
             let options = UpdateServiceOptionsBuilder::new()
                 .version(i32::try_from(version).unwrap_or(i32::MAX))
                 .build();
@@ -662,7 +660,12 @@ impl SwarmScheduler {
             };
             if let Err(e) = shared
                 .docker
-                .update_service(name, service.spec.clone().unwrap_or_default(), options, None)
+                .update_service(
+                    name,
+                    service.spec.clone().unwrap_or_default(),
+                    options,
+                    None,
+                )
                 .await
             {
                 tracing::warn!("rolling back {name}: {}", map_err(e));
@@ -672,7 +675,13 @@ impl SwarmScheduler {
         let until = Instant::now() + shared.deadline(spec, 1);
         while Instant::now() < until {
             let _ = shared.refresh().await;
-            match self.inspect(name).await.ok().as_ref().and_then(update_state) {
+            match self
+                .inspect(name)
+                .await
+                .ok()
+                .as_ref()
+                .and_then(update_state)
+            {
                 Some((
                     ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED
                     | ServiceUpdateStatusStateEnum::ROLLBACK_PAUSED,
@@ -721,7 +730,8 @@ impl SwarmScheduler {
     }
 
     async fn instances_of(&self, app: &str) -> Result<Vec<Instance>> {
-        let (_, _, seen) = tasks::read(&self.shared().docker, &self.shared().config, Some(app)).await?;
+        let (_, _, seen) =
+            tasks::read(&self.shared().docker, &self.shared().config, Some(app)).await?;
         Ok(seen.into_iter().map(|s| s.instance).collect())
     }
 
@@ -752,18 +762,11 @@ impl SwarmScheduler {
         };
         let (change, started) = match existing {
             None => match shared.docker.create_service(desired, None).await {
-                Ok(_) => (
-                    Change::Created(name.clone()),
-                    None,
-                ),
+                Ok(_) => (Change::Created(name.clone()), None),
                 Err(e) => return (None, Err(format!("{process_type}: {}", map_err(e)))),
             },
             Some(service) => {
-                let version = service
-                    .version
-                    .as_ref()
-                    .and_then(|v| v.index)
-                    .unwrap_or(0);
+                let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
                 let started = update_state(service).map(|(_, at, _)| at);
                 let options = UpdateServiceOptionsBuilder::new()
                     .version(i32::try_from(version).unwrap_or(i32::MAX))
@@ -776,10 +779,7 @@ impl SwarmScheduler {
                 {
                     return (None, Err(format!("{process_type}: {}", map_err(e))));
                 }
-                (
-                    Change::Updated(name.clone()),
-                    started,
-                )
+                (Change::Updated(name.clone()), started)
             }
         };
         let result = self
@@ -1004,9 +1004,7 @@ impl Scheduler for SwarmScheduler {
                 .collect();
             let restarts = services
                 .iter()
-                .filter(|s| {
-                    tasks::service_label(s, LABEL_TYPE).is_some_and(|t| types.contains(t))
-                })
+                .filter(|s| tasks::service_label(s, LABEL_TYPE).is_some_and(|t| types.contains(t)))
                 .map(|service| {
                     let before = &before;
                     async move {
@@ -1024,20 +1022,14 @@ impl Scheduler for SwarmScheduler {
                             .and_then(|m| m.replicated.as_ref())
                             .and_then(|r| r.replicas)
                             .unwrap_or(0);
-                        let release: u64 = tasks::service_label(
-                            service,
-                            docker_engine::LABEL_RELEASE,
-                        )
-                        .and_then(|r| r.parse().ok())
-                        .unwrap_or(0);
+                        let release: u64 =
+                            tasks::service_label(service, docker_engine::LABEL_RELEASE)
+                                .and_then(|r| r.parse().ok())
+                                .unwrap_or(0);
                         if let Some(template) = spec.task_template.as_mut() {
                             template.force_update = Some(template.force_update.unwrap_or(0) + 1);
                         }
-                        let version = service
-                            .version
-                            .as_ref()
-                            .and_then(|v| v.index)
-                            .unwrap_or(0);
+                        let version = service.version.as_ref().and_then(|v| v.index).unwrap_or(0);
                         let started = update_state(service).map(|(_, at, _)| at);
                         let options = UpdateServiceOptionsBuilder::new()
                             .version(i32::try_from(version).unwrap_or(i32::MAX))
@@ -1073,9 +1065,9 @@ impl Scheduler for SwarmScheduler {
         Ok(after
             .into_iter()
             .filter(|i| {
-                selected.iter().any(|s| {
-                    s.instance.process_type == i.process_type && s.instance.num == i.num
-                })
+                selected
+                    .iter()
+                    .any(|s| s.instance.process_type == i.process_type && s.instance.num == i.num)
             })
             .collect())
     }

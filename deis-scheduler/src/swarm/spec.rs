@@ -6,8 +6,8 @@ use super::SwarmConfig;
 use crate::docker::engine::{LABEL_APP, LABEL_OWNER, LABEL_RELEASE, LABEL_TYPE};
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, EndpointSpecModeEnum, HealthConfig, Limit, NetworkAttachmentConfig,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
+    EndpointSpec, EndpointSpecModeEnum, HealthConfig, Limit, NetworkAttachmentConfig, ServiceSpec,
+    ServiceSpecMode, ServiceSpecModeReplicated, ServiceSpecRollbackConfig,
     ServiceSpecRollbackConfigFailureActionEnum, ServiceSpecRollbackConfigOrderEnum,
     ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum,
     ServiceSpecUpdateConfigOrderEnum, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
@@ -35,7 +35,8 @@ fn shell_quote(value: &str) -> String {
 }
 
 /// The container HEALTHCHECK: `GET <HEALTHCHECK_URL>` answering 2xx (through `wget` or
-/// `curl`, whichever the image has), or, without a URL, a TCP connect to `$PORT` (through
+/// `curl`, whichever the image has; the check's timeout is Docker's HEALTHCHECK timeout,
+/// as busybox 1.35's `wget -T` crashes), or, without a URL, a TCP connect to `$PORT` (through
 /// `nc`, or bash's `/dev/tcp`). Swarm only reports a task `running` once this passed, which
 /// is what gates a start-first rollout.
 pub(crate) fn health_config(check: Option<&Healthcheck>, config: &SwarmConfig) -> HealthConfig {
@@ -46,7 +47,7 @@ pub(crate) fn health_config(check: Option<&Healthcheck>, config: &SwarmConfig) -
             let path = shell_quote(&check.url);
             let script = format!(
                 "url=\"http://127.0.0.1:$PORT\"{path}; \
-                 if command -v wget >/dev/null 2>&1; then wget -q -O /dev/null -T {timeout} \"$url\"; \
+                 if command -v wget >/dev/null 2>&1; then wget -q -O /dev/null \"$url\"; \
                  elif command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null -m {timeout} \"$url\"; \
                  else echo 'HEALTHCHECK_URL needs wget or curl in the image' >&2; exit 1; fi"
             );
@@ -164,7 +165,11 @@ pub(crate) fn service_spec(config: &SwarmConfig, input: &ServiceInput<'_>) -> Re
     };
     let constraints = constraints(&spec.tags)?;
     let endpoint_spec = routable.then(|| EndpointSpec {
-        mode: Some(EndpointSpecModeEnum::VIP),
+        // DNS round robin, not a virtual IP: the service name resolves to the task
+        // addresses on the overlay network. A VIP needs IPVS in the kernel, which hosts
+        // such as this project's CI machine lack (connections to the VIP fail with "no
+        // route to host"), and host-mode ports need no VIP.
+        mode: Some(EndpointSpecModeEnum::DNSRR),
         ports: Some(vec![EndpointPortConfig {
             name: None,
             protocol: Some(EndpointPortConfigProtocolEnum::TCP),
@@ -305,7 +310,11 @@ mod tests {
         let container = service.task_template.unwrap().container_spec.unwrap();
         assert!(container.health_check.is_none());
         assert!(container.command.is_none(), "no Procfile entry");
-        assert!(!container.env.unwrap().iter().any(|e| e.starts_with("PORT=")));
+        assert!(!container
+            .env
+            .unwrap()
+            .iter()
+            .any(|e| e.starts_with("PORT=")));
     }
 
     #[test]
@@ -363,7 +372,9 @@ mod tests {
         let test = health.test.unwrap();
         assert_eq!(test[0], "CMD-SHELL");
         assert!(test[1].contains(r#"url="http://127.0.0.1:$PORT"'/health?x='\''1'\'''"#));
-        assert!(test[1].contains("wget -q -O /dev/null -T 2"));
+        assert!(test[1].contains("wget -q -O /dev/null \"$url\""));
+        assert!(test[1].contains("curl -fsS -o /dev/null -m 2"));
+        assert_eq!(health.timeout, Some(nanos(Duration::from_secs(3))));
         assert_eq!(
             health.start_period,
             Some(nanos(Duration::from_secs(4) + config.start_grace))

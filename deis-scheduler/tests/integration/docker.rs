@@ -63,7 +63,9 @@ pub fn import_busybox_image(image: &str) {
     std::fs::create_dir_all(root.path().join("tmp")).unwrap();
     std::fs::write(root.path().join("www/index.html"), "hello\n").unwrap();
     std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed");
-    for applet in ["sh", "httpd", "sleep", "echo", "cat", "kill", "true", "wget", "nc"] {
+    for applet in [
+        "sh", "httpd", "sleep", "echo", "cat", "kill", "true", "wget", "nc",
+    ] {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
     }
     let tar = root.path().with_extension("tar");

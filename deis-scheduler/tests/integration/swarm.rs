@@ -61,10 +61,10 @@ impl Drop for Swarm {
             let _ = docker(&args);
         }
         if let Some(node_label) = &self.node_label {
-            let _ = docker(&["node", "update", "--label-rm", node_label, "self"]);
+            let _ = docker(&["node", "update", "--label-rm", node_label, &node_id()]);
         }
         // The network goes once the removed services' tasks have left it.
-        for _ in 0..50 {
+        for _ in 0..150 {
             let out = docker(&["network", "rm", &self.network]);
             let stderr = String::from_utf8_lossy(&out.stderr);
             if out.status.success() || stderr.contains("not found") {
@@ -74,6 +74,12 @@ impl Drop for Swarm {
         }
         let _ = docker(&["rmi", "-f", &self.image]);
     }
+}
+
+/// This engine's node in the swarm.
+fn node_id() -> String {
+    let out = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -184,8 +190,7 @@ fn keep_asking(endpoint: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHand
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn swarm_rolls_back_a_release_that_never_becomes_healthy_and_the_old_one_serves_throughout(
-) {
+async fn swarm_rolls_back_a_release_that_never_becomes_healthy_and_the_old_one_serves_throughout() {
     let swarm = swarm(|_| {}).await;
     let v1 = swarm
         .scheduler
@@ -209,8 +214,14 @@ async fn swarm_rolls_back_a_release_that_never_becomes_healthy_and_the_old_one_s
             .contains("release v2 of sgated was rolled back"),
         "{err}"
     );
-    assert!(answered > 10, "v1 was asked throughout ({answered} answers)");
-    assert_eq!(failed, 0, "v1 answered every request during the failed rollout");
+    assert!(
+        answered > 10,
+        "v1 was asked throughout ({answered} answers)"
+    );
+    assert_eq!(
+        failed, 0,
+        "v1 answered every request during the failed rollout"
+    );
     assert_eq!(swarm.scheduler.instances("sgated").await.unwrap(), v1);
     assert!(
         swarm
@@ -280,7 +291,12 @@ async fn swarm_services_carry_names_labels_limits_placement_and_network() {
     // No node carries the label: Swarm cannot place the task, and apply says so.
     let err = swarm.scheduler.apply(&spec).await.unwrap_err();
     assert!(err.to_string().contains("no suitable node"), "{err}");
-    assert!(swarm.scheduler.instances("slimits").await.unwrap().is_empty());
+    assert!(swarm
+        .scheduler
+        .instances("slimits")
+        .await
+        .unwrap()
+        .is_empty());
     let name = swarm.service("slimits", "worker");
     assert!(
         !docker(&["service", "inspect", &name]).status.success(),
@@ -289,7 +305,7 @@ async fn swarm_services_carry_names_labels_limits_placement_and_network() {
 
     // Label this node and the same spec is placed.
     let node_label = format!("{tag}=yes");
-    let labelled = docker(&["node", "update", "--label-add", &node_label, "self"]);
+    let labelled = docker(&["node", "update", "--label-add", &node_label, &node_id()]);
     assert!(
         labelled.status.success(),
         "{}",
