@@ -164,6 +164,19 @@ async fn swarm_rounds(id: u32, image: &str) {
     println!("(swarm: HEALTHCHECK every 500 ms)");
     rounds("swarm", &swarm, image).await;
     drop(swarm);
+    // Swarm stops the tasks of removed services in the background; the network and the
+    // image can only go after them.
+    let label = format!("label=io.deis.owner=deis-bench-{id}");
+    for _ in 0..150 {
+        let running = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &label])
+            .output()
+            .expect("docker");
+        if running.stdout.iter().all(|b| b.is_ascii_whitespace()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     for _ in 0..50 {
         let out = Command::new("docker")
             .args(["network", "rm", &network])

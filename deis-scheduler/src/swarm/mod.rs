@@ -584,7 +584,8 @@ impl SwarmScheduler {
         let until = Instant::now() + deadline;
         let mut why = String::from("nothing was read yet");
         let mut rolling_back = None;
-        let mut settled = !(!is_routable_type(process_type) && replicas > 0);
+        // Types without a port have no HEALTHCHECK: they must keep running for `settle`.
+        let mut settled = is_routable_type(process_type) || replicas == 0;
         loop {
             let service = self.inspect(name).await.map_err(|e| e.to_string())?;
             let seen = shared.refresh().await.map_err(|e| e.to_string())?;

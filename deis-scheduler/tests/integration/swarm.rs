@@ -54,6 +54,14 @@ impl Drop for Swarm {
             args.extend(services.iter().map(String::as_str));
             let _ = docker(&args);
         }
+        // Swarm stops the tasks of removed services in the background: wait for them (the
+        // image cannot go while a container uses it), then remove what is left.
+        for _ in 0..100 {
+            if ids(docker(&["ps", "-q", "--filter", &label])).is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
         let containers = ids(docker(&["ps", "-aq", "--filter", &label]));
         if !containers.is_empty() {
             let mut args = vec!["rm", "-f"];
