@@ -193,6 +193,9 @@ struct Shared {
     /// Log followers by task id (tasks on this engine's node).
     logs: Mutex<HashMap<String, JoinHandle<()>>>,
     network_ready: tokio::sync::Mutex<bool>,
+    /// Whether the first read is done: output of tasks found by it is followed from now on
+    /// (it was logged by an earlier life of the scheduler), of later tasks from their start.
+    first_read_done: std::sync::atomic::AtomicBool,
     /// This engine's node in the swarm.
     node_id: String,
 }
@@ -212,6 +215,7 @@ impl Shared {
     async fn refresh(&self) -> Result<Vec<tasks::Seen>> {
         let (_, _, seen) = tasks::read(&self.docker, &self.config, None).await?;
         let mut last = self.last.lock().await;
+        let from_start = self.first_read_done.swap(true, Ordering::SeqCst);
         let now: HashMap<String, Instance> = seen
             .iter()
             .map(|s| (s.task_id.clone(), s.instance.clone()))
@@ -244,7 +248,7 @@ impl Shared {
                                 container.clone(),
                                 s.instance.app.clone(),
                                 s.instance.short_name(),
-                                true,
+                                from_start,
                             ),
                         );
                     }
@@ -467,6 +471,7 @@ impl SwarmScheduler {
             last: tokio::sync::Mutex::new(HashMap::new()),
             logs: Mutex::new(HashMap::new()),
             network_ready: tokio::sync::Mutex::new(false),
+            first_read_done: std::sync::atomic::AtomicBool::new(false),
             node_id: swarm.node_id.unwrap_or_default(),
         });
         // The first read only records what is there: events are changes from now on.
