@@ -456,3 +456,39 @@ async fn swarm_tasks_are_published_reachable_on_the_network_and_report_crashes()
     assert!(withdrawn);
     publisher.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_a_failed_type_takes_the_other_types_of_its_release_back() {
+    let swarm = swarm(|_| {}).await;
+    let v1 = swarm
+        .scheduler
+        .apply(&swarm.spec("ssibling", 1, &[("web", 1), ("worker", 1)]))
+        .await
+        .unwrap();
+    assert_eq!(v1.len(), 2);
+    // v2: the worker is fine, web never listens, and a new type `clock` is added.
+    let mut v2 = swarm.spec("ssibling", 2, &[("web", 1), ("worker", 1), ("clock", 1)]);
+    v2.processes.insert("web".into(), "exec sleep 600".into());
+    v2.processes.insert("clock".into(), WORKER.into());
+    let err = swarm.scheduler.apply(&v2).await.unwrap_err();
+    assert!(err.to_string().contains("web"), "{err}");
+    let after = swarm.scheduler.instances("ssibling").await.unwrap();
+    let shape: Vec<(String, u64, InstanceState)> = after
+        .iter()
+        .map(|i| (i.short_name(), i.release, i.state))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("web.1".to_string(), 1, InstanceState::Up),
+            ("worker.1".to_string(), 1, InstanceState::Up)
+        ],
+        "the worker went back to v1 and the new clock service is gone"
+    );
+    assert!(
+        !docker(&["service", "inspect", &swarm.service("ssibling", "clock")])
+            .status
+            .success()
+    );
+    swarm.scheduler.remove("ssibling").await.unwrap();
+}
