@@ -6,6 +6,8 @@
 //!   instances into discovery entries under a lease and withdraws them when they go.
 //! - `DockerScheduler` (module `docker`, feature `docker`): every instance is a container
 //!   on a Docker Engine, with the same health-gated rollouts.
+//! - `SwarmScheduler` (module `swarm`, feature `swarm`): one Swarm service per app and
+//!   process type, health-gated start-first rolling updates with automatic rollback.
 //! - [`LogSink`]: where instance output goes, tagged `<app>[<type>.<num>]`.
 
 #[cfg(feature = "docker")]
@@ -16,9 +18,13 @@ pub mod local;
 pub mod log_sink;
 mod plan;
 pub mod publisher;
+#[cfg(feature = "swarm")]
+pub mod swarm;
 
 #[cfg(feature = "docker")]
 pub use docker::{DockerConfig, DockerScheduler};
 pub use local::{LimitEnforcement, LocalConfig, LocalScheduler};
 pub use log_sink::{LogLine, LogSink, MemoryLogSink, TracingLogSink};
 pub use publisher::{Publisher, PublisherConfig};
+#[cfg(feature = "swarm")]
+pub use swarm::{SwarmConfig, SwarmScheduler};

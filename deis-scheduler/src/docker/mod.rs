@@ -21,8 +21,8 @@
 //! - Images are never pulled: an image missing on the engine is a clear error.
 //! - One engine is one host: placement tags (`AppSpec::tags`) are ignored.
 
-mod engine;
-mod run;
+pub(crate) mod engine;
+pub(crate) mod run;
 mod shared;
 
 use crate::log_sink::{LogSink, TracingLogSink};
@@ -520,7 +520,7 @@ impl Scheduler for DockerScheduler {
         };
         let outcome = tokio::time::timeout(
             shared.config.run_timeout,
-            run::run_to_end(shared, &target.name),
+            run::run_to_end(&shared.docker, &target.name, shared.config.run_output_limit),
         )
         .await;
         if let Err(e) = engine::remove(&shared.docker, &target.name).await {

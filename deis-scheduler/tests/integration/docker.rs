@@ -53,15 +53,9 @@ impl Drop for Engine {
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// Builds a busybox image from this machine's `/bin/busybox` and connects a scheduler.
-async fn engine(configure: impl FnOnce(&mut DockerConfig)) -> Engine {
-    let id = format!(
-        "{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    );
-    let owner = format!("deis-test-{id}");
-    let image = format!("deis-scheduler-test:{id}");
+/// Imports an image named `image` made of this machine's static `/bin/busybox` (with the
+/// applets the tests use, `wget` and `nc` for health checks among them) and `/www/index.html`.
+pub fn import_busybox_image(image: &str) {
     let root = tempfile::tempdir().unwrap();
     let bin = root.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -69,7 +63,9 @@ async fn engine(configure: impl FnOnce(&mut DockerConfig)) -> Engine {
     std::fs::create_dir_all(root.path().join("tmp")).unwrap();
     std::fs::write(root.path().join("www/index.html"), "hello\n").unwrap();
     std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is installed");
-    for applet in ["sh", "httpd", "sleep", "echo", "cat", "kill", "true"] {
+    for applet in [
+        "sh", "httpd", "sleep", "echo", "cat", "kill", "true", "wget", "nc",
+    ] {
         std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
     }
     let tar = root.path().with_extension("tar");
@@ -85,7 +81,7 @@ async fn engine(configure: impl FnOnce(&mut DockerConfig)) -> Engine {
     let imported = Command::new("docker")
         .arg("import")
         .arg(&tar)
-        .arg(&image)
+        .arg(image)
         .output()
         .expect("the docker CLI is installed");
     let _ = std::fs::remove_file(&tar);
@@ -94,6 +90,18 @@ async fn engine(configure: impl FnOnce(&mut DockerConfig)) -> Engine {
         "docker import: {}",
         String::from_utf8_lossy(&imported.stderr)
     );
+}
+
+/// Builds a busybox image from this machine's `/bin/busybox` and connects a scheduler.
+async fn engine(configure: impl FnOnce(&mut DockerConfig)) -> Engine {
+    let id = format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let owner = format!("deis-test-{id}");
+    let image = format!("deis-scheduler-test:{id}");
+    import_busybox_image(&image);
     let mut config = DockerConfig {
         owner: owner.clone(),
         name_prefix: format!("t{id}-"),
