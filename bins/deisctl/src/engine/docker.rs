@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig, Mount,
-    MountTypeEnum, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    MountType, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
     RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
@@ -182,10 +182,10 @@ impl PlatformEngine for DockerEngine {
             ),
         ]);
         let mut bindings = HashMap::new();
-        let mut exposed = HashMap::new();
+        let mut exposed = Vec::new();
         for port in &spec.ports {
             let key = format!("{}/tcp", port.container);
-            exposed.insert(key.clone(), HashMap::new());
+            exposed.push(key.clone());
             bindings.insert(
                 key,
                 Some(vec![PortBinding {
@@ -198,7 +198,7 @@ impl PlatformEngine for DockerEngine {
             vec![Mount {
                 target: Some(DATA_MOUNT.into()),
                 source: Some(self.volume()),
-                typ: Some(MountTypeEnum::VOLUME),
+                typ: Some(MountType::VOLUME),
                 ..Default::default()
             }]
         });

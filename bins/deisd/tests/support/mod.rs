@@ -34,7 +34,7 @@ pub struct Daemon {
 }
 
 impl Drop for Daemon {
-    pub fn drop(&mut self) {
+    fn drop(&mut self) {
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())
