@@ -74,6 +74,8 @@ impl ImageSource {
             "FROM scratch\nCOPY rootfs/ /\nLABEL io.deis.platform=\"{prefix}\"\nENV PATH=/usr/local/bin:/usr/bin:/bin\nENV HOME=/var/lib/deis\nWORKDIR /\n"
         );
         let mut archive = tar::Builder::new(Vec::new());
+        // Docker's tar reader takes no GNU sparse entries.
+        archive.sparse(false);
         let mut header = tar::Header::new_gnu();
         header.set_size(dockerfile.len() as u64);
         header.set_mode(0o644);
