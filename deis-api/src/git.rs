@@ -84,7 +84,11 @@ pub(crate) fn push_request(push: &PushContext, sha: &str) -> PushHookRequest {
 }
 
 /// The `/v1/hooks/build/` request of a finished build.
-pub(crate) fn build_request(push: &PushContext, sha: &str, output: &BuildOutput) -> BuildHookRequest {
+pub(crate) fn build_request(
+    push: &PushContext,
+    sha: &str,
+    output: &BuildOutput,
+) -> BuildHookRequest {
     BuildHookRequest {
         receive_user: push.user.clone(),
         receive_repo: push.app.clone(),

@@ -172,33 +172,32 @@ pub fn routes(logs: LogStore, key: &str) -> Router {
 }
 
 fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "detail": detail.into() })),
-    )
-        .into_response()
+    (status, Json(serde_json::json!({ "detail": detail.into() }))).into_response()
 }
 
-fn check(state: &LoggerState, headers: &HeaderMap) -> std::result::Result<(), Response> {
+/// The refusal when the logger key is missing or wrong.
+fn check(state: &LoggerState, headers: &HeaderMap) -> Option<Response> {
     let provided = headers
         .get(LOGGER_AUTH_HEADER)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
     if provided.is_empty() {
-        return Err(problem(
+        return Some(problem(
             StatusCode::UNAUTHORIZED,
             "Logger authentication credentials were not provided.",
         ));
     }
     if !constant_time_eq(provided, state.key.as_bytes()) {
-        return Err(problem(StatusCode::UNAUTHORIZED, "Invalid logger key."));
+        return Some(problem(StatusCode::UNAUTHORIZED, "Invalid logger key."));
     }
-    Ok(())
+    None
 }
 
-fn check_app(app: &str) -> std::result::Result<(), Response> {
+/// The refusal when `app` is not a valid app id.
+fn check_app(app: &str) -> Option<Response> {
     deis_core::validation::app_id(app, &[])
-        .map_err(|e| problem(StatusCode::BAD_REQUEST, format!("app: {}", e.message)))
+        .err()
+        .map(|e| problem(StatusCode::BAD_REQUEST, format!("app: {}", e.message)))
 }
 
 async fn read(
@@ -207,7 +206,7 @@ async fn read(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = check(&state, &headers).and_then(|_| check_app(&app)) {
+    if let Some(response) = check(&state, &headers).or_else(|| check_app(&app)) {
         return response;
     }
     let lines = match query.get("lines").map(|v| v.parse::<usize>()) {
@@ -241,8 +240,12 @@ async fn read(
     (text_plain, tail.join("\n") + "\n").into_response()
 }
 
-async fn append(State(state): State<LoggerState>, headers: HeaderMap, body: bytes::Bytes) -> Response {
-    if let Err(response) = check(&state, &headers) {
+async fn append(
+    State(state): State<LoggerState>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    if let Some(response) = check(&state, &headers) {
         return response;
     }
     let batch: ShippedLines = match serde_json::from_slice(&body) {
@@ -256,7 +259,7 @@ async fn append(State(state): State<LoggerState>, headers: HeaderMap, body: byte
         );
     }
     for line in &batch.lines {
-        if let Err(response) = check_app(&line.app) {
+        if let Some(response) = check_app(&line.app) {
             return response;
         }
     }
@@ -271,7 +274,7 @@ async fn forget(
     Path(app): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(response) = check(&state, &headers).and_then(|_| check_app(&app)) {
+    if let Some(response) = check(&state, &headers).or_else(|| check_app(&app)) {
         return response;
     }
     state.logs.delete(&app);

@@ -148,13 +148,18 @@ impl ControllerRole {
         let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match backends.scheduler {
             Some(scheduler) => (scheduler, None),
             None => {
-                let local = LocalScheduler::with_sink(LocalConfig::new(data.join("scheduler")), sink);
+                let local =
+                    LocalScheduler::with_sink(LocalConfig::new(data.join("scheduler")), sink);
                 (Arc::new(local.clone()), Some(local))
             }
         };
         backends
             .discovery
-            .put(keys::PLATFORM_DOMAIN, &config.settings.platform_domain, None)
+            .put(
+                keys::PLATFORM_DOMAIN,
+                &config.settings.platform_domain,
+                None,
+            )
             .await?;
         let publisher = Publisher::spawn(
             scheduler.clone(),
@@ -168,7 +173,8 @@ impl ControllerRole {
             source.clone(),
             config.settings,
         ));
-        let api = HttpServer::start(config.api_addr, crate::http::router(controller.clone())).await?;
+        let api =
+            HttpServer::start(config.api_addr, crate::http::router(controller.clone())).await?;
         restore_apps(&controller, &publisher, source.as_ref()).await;
         Ok(ControllerRole {
             controller,

@@ -22,20 +22,40 @@ pub enum EngineKind {
 
 /// The operator's command line of Deis.
 #[derive(Debug, Parser)]
-#[command(name = "deisctl", version, about = "Manage a Deis platform: settings and components")]
+#[command(
+    name = "deisctl",
+    version,
+    about = "Manage a Deis platform: settings and components"
+)]
 pub struct Args {
     /// The platform's discovery as this machine reaches it.
-    #[arg(long, env = "DEIS_DISCOVERY", default_value = "etcd://127.0.0.1:4001", global = true)]
+    #[arg(
+        long,
+        env = "DEIS_DISCOVERY",
+        default_value = "etcd://127.0.0.1:4001",
+        global = true
+    )]
     pub discovery: String,
     /// The discovery URL the components use inside the platform's network (default: the
     /// `etcd` unit, `etcd://<prefix>-etcd:2379`).
     #[arg(long, env = "DEISCTL_PLATFORM_DISCOVERY", global = true)]
     pub platform_discovery: Option<String>,
     /// The engine the components run on.
-    #[arg(long, env = "DEISCTL_ENGINE", value_enum, default_value = "docker", global = true)]
+    #[arg(
+        long,
+        env = "DEISCTL_ENGINE",
+        value_enum,
+        default_value = "docker",
+        global = true
+    )]
     pub engine: EngineKind,
     /// The Docker Engine's unix socket.
-    #[arg(long, env = "DOCKER_SOCKET", default_value = "/var/run/docker.sock", global = true)]
+    #[arg(
+        long,
+        env = "DOCKER_SOCKET",
+        default_value = "/var/run/docker.sock",
+        global = true
+    )]
     pub docker_socket: String,
     /// The prefix of unit, container, network, volume and image names.
     #[arg(long, env = "DEISCTL_PREFIX", default_value = "deis", global = true)]
@@ -152,11 +172,19 @@ fn installed_routers(prefix: &str, units: &[UnitStatus]) -> Vec<u32> {
 }
 
 /// Targets for commands on installed units: `router`/`platform` mean the installed routers.
-fn installed_targets(args: &Args, targets: &[String], units: &[UnitStatus]) -> CtlResult<Vec<Unit>> {
+fn installed_targets(
+    args: &Args,
+    targets: &[String],
+    units: &[UnitStatus],
+) -> CtlResult<Vec<Unit>> {
     let routers = installed_routers(&args.prefix, units);
     let mesh = routers.iter().copied().max().unwrap_or(0);
     let mut parsed = components::parse_targets(targets, mesh)?;
-    parsed.retain(|u| u.number.is_none_or(|n| routers.contains(&n) || !targets.iter().any(|t| t == "platform" || t == "router")));
+    parsed.retain(|u| {
+        u.number.is_none_or(|n| {
+            routers.contains(&n) || !targets.iter().any(|t| t == "platform" || t == "router")
+        })
+    });
     Ok(parsed)
 }
 
@@ -282,7 +310,11 @@ async fn setting_or_create(
     Ok(value)
 }
 
-async fn optional_setting(discovery: &DynDiscovery, component: &str, key: &str) -> CtlResult<Option<String>> {
+async fn optional_setting(
+    discovery: &DynDiscovery,
+    component: &str,
+    key: &str,
+) -> CtlResult<Option<String>> {
     let full = deis_core::discovery::keys::component_setting(component, key);
     Ok(discovery
         .get(&full)
@@ -295,7 +327,9 @@ async fn port_setting(discovery: &DynDiscovery, component: &str, default: u16) -
     match optional_setting(discovery, component, "hostPort").await? {
         None => Ok(default),
         Some(text) => text.parse().map_err(|_| {
-            CtlError(format!("/deis/{component}/hostPort {text:?} is not a port number"))
+            CtlError(format!(
+                "/deis/{component}/hostPort {text:?} is not a port number"
+            ))
         }),
     }
 }
@@ -422,7 +456,9 @@ async fn wait_running(engine: &dyn PlatformEngine, name: &str) -> CtlResult<()> 
             _ => running_since = None,
         }
         if Instant::now() > deadline {
-            return Err(CtlError(format!("{name} did not start within 30 s ({state})")));
+            return Err(CtlError(format!(
+                "{name} did not start within 30 s ({state})"
+            )));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -432,13 +468,18 @@ async fn wait_discovery(url: &str) -> CtlResult<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let reached = match config::open(url).await {
-            Ok(discovery) => discovery.get("/deis/platform/domain").await.map_err(|e| CtlError(e.to_string())),
+            Ok(discovery) => discovery
+                .get("/deis/platform/domain")
+                .await
+                .map_err(|e| CtlError(e.to_string())),
             Err(e) => Err(e),
         };
         match reached {
             Ok(_) => return Ok(()),
             Err(e) if Instant::now() > deadline => {
-                return Err(CtlError(format!("the platform's etcd did not answer at {url}: {e}")))
+                return Err(CtlError(format!(
+                    "the platform's etcd did not answer at {url}: {e}"
+                )))
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
         }

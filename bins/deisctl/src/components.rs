@@ -130,8 +130,13 @@ pub fn parse_targets(targets: &[String], routers: u32) -> CtlResult<Vec<Unit>> {
         match target.as_str() {
             "platform" => {
                 units.extend(
-                    [Component::Etcd, Component::Logger, Component::Controller, Component::Builder]
-                        .map(Unit::single),
+                    [
+                        Component::Etcd,
+                        Component::Logger,
+                        Component::Controller,
+                        Component::Builder,
+                    ]
+                    .map(Unit::single),
                 );
                 units.extend((1..=routers).map(Unit::router));
             }
@@ -300,7 +305,10 @@ pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
             set("DEIS_DISCOVERY", settings.discovery.clone());
             set(
                 "DEIS_LOGGER_URL",
-                format!("http://{}:8088", Unit::single(Component::Logger).container_name(prefix)),
+                format!(
+                    "http://{}:8088",
+                    Unit::single(Component::Logger).container_name(prefix)
+                ),
             );
             set("DEIS_LOGGER_KEY", settings.logger_key.clone());
             set("DEIS_BUILDER_KEY", settings.builder_key.clone());

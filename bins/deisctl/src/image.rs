@@ -52,7 +52,9 @@ impl ImageSource {
             add_libraries(&real, &mut files)?;
             let name = extra.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name == "busybox" {
-                for applet in ["sh", "env", "cat", "ls", "mkdir", "rm", "tar", "gzip", "sleep"] {
+                for applet in [
+                    "sh", "env", "cat", "ls", "mkdir", "rm", "tar", "gzip", "sleep",
+                ] {
                     links.insert((extra.clone(), PathBuf::from("/bin").join(applet)));
                 }
             }
@@ -83,7 +85,9 @@ impl ImageSource {
         archive
             .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
             .map_err(|e| CtlError(format!("packing the Dockerfile: {e}")))?;
-        let inside = |target: &Path| PathBuf::from("rootfs").join(target.strip_prefix("/").unwrap_or(target));
+        let inside = |target: &Path| {
+            PathBuf::from("rootfs").join(target.strip_prefix("/").unwrap_or(target))
+        };
         for (source, target) in &files {
             archive
                 .append_path_with_name(source, inside(target))
@@ -131,7 +135,10 @@ fn add_libraries(binary: &Path, files: &mut BTreeSet<(PathBuf, PathBuf)>) -> Ctl
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let path = match line.split_once("=>") {
             Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
         };
         let Some(path) = path.filter(|p| p.starts_with('/')) else {
             continue;
@@ -161,9 +168,14 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
         assert!(names.contains(&"Dockerfile".to_string()), "{names:?}");
-        assert!(names.contains(&"rootfs/usr/local/bin/deisd".to_string()), "{names:?}");
         assert!(
-            names.iter().any(|n| n.starts_with("rootfs/lib") && n.contains("libc.so")),
+            names.contains(&"rootfs/usr/local/bin/deisd".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("rootfs/lib") && n.contains("libc.so")),
             "{names:?}"
         );
     }

@@ -107,10 +107,23 @@ fn router_and_controller_install_start_report_stop_and_uninstall_on_docker() {
     // etcd first: the other units' settings live in it.
     let installed = platform.ok(&["install", "etcd"]);
     assert_eq!(installed, format!("{p}-etcd: installed\n"));
-    assert_eq!(platform.ok(&["start", "etcd"]), format!("{p}-etcd: started\n"));
+    assert_eq!(
+        platform.ok(&["start", "etcd"]),
+        format!("{p}-etcd: started\n")
+    );
     platform.ok(&["config", "platform", "set", "domain=deis.test"]);
-    platform.ok(&["config", "controller", "set", &format!("hostPort={api_port}")]);
-    platform.ok(&["config", "router", "set", &format!("hostPort={router_port}")]);
+    platform.ok(&[
+        "config",
+        "controller",
+        "set",
+        &format!("hostPort={api_port}"),
+    ]);
+    platform.ok(&[
+        "config",
+        "router",
+        "set",
+        &format!("hostPort={router_port}"),
+    ]);
 
     let installed = platform.ok(&["install", "controller", "router"]);
     assert_eq!(
@@ -136,7 +149,10 @@ fn router_and_controller_install_start_report_stop_and_uninstall_on_docker() {
             .unwrap_or_else(|| panic!("{unit} missing from {status}"));
         assert!(line.contains(" running "), "{line}");
     }
-    assert!(status.contains(&format!("127.0.0.1:{api_port}->8000/tcp")), "{status}");
+    assert!(
+        status.contains(&format!("127.0.0.1:{api_port}->8000/tcp")),
+        "{status}"
+    );
     eventually("the controller answers /healthz", || {
         curl_code(&format!("http://127.0.0.1:{api_port}/healthz"), None) == "200"
     });
@@ -170,8 +186,14 @@ fn router_and_controller_install_start_report_stop_and_uninstall_on_docker() {
 
     // Uninstall everything: no container, network or image is left.
     let removed = platform.ok(&["uninstall", "platform"]);
-    assert!(removed.contains(&format!("{p}-controller: uninstalled")), "{removed}");
-    assert!(removed.contains(&format!("{p}-etcd: uninstalled")), "{removed}");
+    assert!(
+        removed.contains(&format!("{p}-controller: uninstalled")),
+        "{removed}"
+    );
+    assert!(
+        removed.contains(&format!("{p}-etcd: uninstalled")),
+        "{removed}"
+    );
     assert_eq!(platform.ok(&["list"]), "No units installed.\n");
     let networks = Command::new("docker")
         .args(["network", "ls", "--format", "{{.Name}}"])

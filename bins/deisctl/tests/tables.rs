@@ -16,8 +16,18 @@ fn unit(name: &str, state: &str, ports: &[&str], detail: &str) -> UnitStatus {
 #[test]
 fn status_table() {
     let units = vec![
-        unit("deis-controller", "running", &["127.0.0.1:8000->8000/tcp"], "Up 3 minutes"),
-        unit("deis-etcd", "running", &["127.0.0.1:4001->2379/tcp"], "Up 4 minutes"),
+        unit(
+            "deis-controller",
+            "running",
+            &["127.0.0.1:8000->8000/tcp"],
+            "Up 3 minutes",
+        ),
+        unit(
+            "deis-etcd",
+            "running",
+            &["127.0.0.1:4001->2379/tcp"],
+            "Up 4 minutes",
+        ),
         unit("deis-router@1", "exited", &[], "Exited (0) 2 seconds ago"),
     ];
     insta::assert_snapshot!(units_table(&units));

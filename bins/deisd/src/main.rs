@@ -83,8 +83,8 @@ async fn open_backends(settings: &Settings) -> Result<Backends, String> {
 async fn run_platform(settings: Settings) -> Result<(), String> {
     let backends = open_backends(&settings).await?;
     let platform = Platform::start(settings.platform_config(), backends)
-    .await
-    .map_err(|e| format!("starting the platform: {e}"))?;
+        .await
+        .map_err(|e| format!("starting the platform: {e}"))?;
     print_banner(&settings, &platform);
     shutdown_signal().await;
     println!("deisd: shutting down");

@@ -201,20 +201,22 @@ impl Settings {
             .map_err(|e| format!("--domain {domain}: {}", e.message))?;
         let mut buildpacks = cli.buildpacks;
         buildpacks.extend(file.buildpacks);
-        let secret = |given: Option<String>, from_file: Option<String>, name: &str| {
-            match given.or(from_file) {
-                Some(key) if key.trim().is_empty() => Err(format!("--{name} is empty")),
-                other => Ok(other),
-            }
+        let secret = |given: Option<String>, from_file: Option<String>, name: &str| match given
+            .or(from_file)
+        {
+            Some(key) if key.trim().is_empty() => Err(format!("--{name} is empty")),
+            other => Ok(other),
         };
         let url = |given: Option<String>, from_file: Option<String>, name: &str| {
             given
                 .or(from_file)
                 .map(|value| {
-                    let parsed = url::Url::parse(&value)
-                        .map_err(|e| format!("--{name} {value}: {e}"))?;
+                    let parsed =
+                        url::Url::parse(&value).map_err(|e| format!("--{name} {value}: {e}"))?;
                     if !matches!(parsed.scheme(), "http" | "https") {
-                        return Err(format!("--{name} {value}: expected an http:// or https:// URL"));
+                        return Err(format!(
+                            "--{name} {value}: expected an http:// or https:// URL"
+                        ));
                     }
                     Ok(value.trim_end_matches('/').to_string())
                 })

@@ -75,7 +75,10 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
             s("--data-dir"),
             s(root.join("controller").display()),
             format!("--api-addr=127.0.0.1:{}", w.api),
-            format!("--store=sqlite://{}", root.join("controller/deis.db").display()),
+            format!(
+                "--store=sqlite://{}",
+                root.join("controller/deis.db").display()
+            ),
             format!("--discovery={discovery}"),
             format!("--logger-url={logger_url}"),
             format!("--logger-key={logger_key}"),
@@ -158,7 +161,10 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
         String::from_utf8_lossy(&push.stderr)
     );
     assert!(push.status.success(), "git push failed: {push_text}");
-    assert!(push_text.contains("demo:v2 deployed to Deis"), "{push_text}");
+    assert!(
+        push_text.contains("demo:v2 deployed to Deis"),
+        "{push_text}"
+    );
 
     // The app answers through the separate router.
     let body = w.wait_for("demo.localhost", "the deploy", |code, body| {

@@ -119,7 +119,11 @@ impl RemoteLogs {
             return Ok(response);
         }
         let body = response.text().await.unwrap_or_default();
-        Err(unavailable(format!("{}: {status}: {}", self.base, body.trim())))
+        Err(unavailable(format!(
+            "{}: {status}: {}",
+            self.base,
+            body.trim()
+        )))
     }
 }
 

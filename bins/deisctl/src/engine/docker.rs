@@ -8,9 +8,9 @@ use crate::{CtlError, CtlResult};
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig, Mount,
-    MountType, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ContainerSummaryStateEnum, EndpointSettings, HostConfig, Mount, MountType,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
@@ -115,15 +115,15 @@ impl DockerEngine {
             .rm(true)
             .forcerm(true)
             .build();
-        let mut stream = self.docker.build_image(
-            options,
-            None,
-            Some(bollard::body_full(context.into())),
-        );
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(context.into())));
         while let Some(item) = stream.next().await {
             let info = item.map_err(failed("building the platform image"))?;
             if let Some(error) = info.error_detail.and_then(|d| d.message) {
-                return Err(CtlError(format!("docker: building the platform image: {error}")));
+                return Err(CtlError(format!(
+                    "docker: building the platform image: {error}"
+                )));
             }
         }
         Ok(())
@@ -138,7 +138,15 @@ impl PlatformEngine for DockerEngine {
 
     async fn prepare(&self) -> CtlResult<()> {
         self.build_image().await?;
-        if self.docker.inspect_network(&self.network(), None::<bollard::query_parameters::InspectNetworkOptions>).await.is_err() {
+        if self
+            .docker
+            .inspect_network(
+                &self.network(),
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .is_err()
+        {
             let labels = HashMap::from([(LABEL_PLATFORM.to_string(), self.prefix.clone())]);
             let created = self
                 .docker

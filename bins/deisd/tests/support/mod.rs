@@ -150,7 +150,6 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-
 /// Waits until `url` answers 2xx (curl), at most 30 s.
 pub fn wait_http(url: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
