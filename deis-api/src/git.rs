@@ -4,7 +4,7 @@
 //! client authenticates with HTTP basic auth as `<username>:<API token>`.
 
 use crate::controller::Controller;
-use crate::wire::{BuildHookRequest, PushHookRequest};
+use crate::wire::{BuildHookRequest, BuildHookResponse, PushHookRequest};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -42,14 +42,7 @@ impl PushHandler for ControllerPushHandler {
         push: &PushContext,
         sha: &str,
     ) -> Result<BTreeMap<String, String>, String> {
-        let request = PushHookRequest {
-            receive_user: push.user.clone(),
-            receive_repo: push.app.clone(),
-            sha: sha.to_string(),
-            fingerprint: push.fingerprint.clone().unwrap_or_default(),
-            ssh_connection: push.connection.clone(),
-            ssh_original_command: format!("git-receive-pack '{}.git'", push.app),
-        };
+        let request = push_request(push, sha);
         self.controller
             .hook_push(&request)
             .await
@@ -68,34 +61,60 @@ impl PushHandler for ControllerPushHandler {
         sha: &str,
         output: &BuildOutput,
     ) -> Result<Vec<String>, String> {
-        let request = BuildHookRequest {
-            receive_user: push.user.clone(),
-            receive_repo: push.app.clone(),
-            image: output.slug.display().to_string(),
-            sha: sha.chars().take(7).collect(),
-            procfile: output.procfile.clone(),
-            dockerfile: String::new(),
-        };
+        let request = build_request(push, sha, output);
         let response = self
             .controller
             .hook_build(&request)
             .await
             .map_err(|e| e.to_string())?;
-        let mut lines = vec![
-            "-----> Launching... ".to_string(),
-            format!(
-                "       done, {}:v{} deployed to Deis",
-                push.app, response.release.version
-            ),
-            String::new(),
-        ];
-        for domain in response.domains {
-            lines.push(format!("       http://{domain}"));
-        }
-        lines.push(String::new());
-        lines.push("       To learn more, use `deis help` or visit http://deis.io".into());
-        Ok(lines)
+        Ok(deploy_lines(&push.app, &response))
     }
+}
+
+/// The `/v1/hooks/push/` request of a push.
+pub(crate) fn push_request(push: &PushContext, sha: &str) -> PushHookRequest {
+    PushHookRequest {
+        receive_user: push.user.clone(),
+        receive_repo: push.app.clone(),
+        sha: sha.to_string(),
+        fingerprint: push.fingerprint.clone().unwrap_or_default(),
+        ssh_connection: push.connection.clone(),
+        ssh_original_command: format!("git-receive-pack '{}.git'", push.app),
+    }
+}
+
+/// The `/v1/hooks/build/` request of a finished build.
+pub(crate) fn build_request(
+    push: &PushContext,
+    sha: &str,
+    output: &BuildOutput,
+) -> BuildHookRequest {
+    BuildHookRequest {
+        receive_user: push.user.clone(),
+        receive_repo: push.app.clone(),
+        image: output.slug.display().to_string(),
+        sha: sha.chars().take(7).collect(),
+        procfile: output.procfile.clone(),
+        dockerfile: String::new(),
+    }
+}
+
+/// What the pusher sees after a deploy, as Deis v1's builder printed it.
+pub(crate) fn deploy_lines(app: &str, response: &BuildHookResponse) -> Vec<String> {
+    let mut lines = vec![
+        "-----> Launching... ".to_string(),
+        format!(
+            "       done, {}:v{} deployed to Deis",
+            app, response.release.version
+        ),
+        String::new(),
+    ];
+    for domain in &response.domains {
+        lines.push(format!("       http://{domain}"));
+    }
+    lines.push(String::new());
+    lines.push("       To learn more, use `deis help` or visit http://deis.io".into());
+    lines
 }
 
 /// SSH keys and permissions for the builder's SSH server, from the store.

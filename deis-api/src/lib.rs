@@ -37,10 +37,12 @@ pub mod client;
 pub mod controller;
 pub mod git;
 pub mod http;
+pub mod logger;
 pub mod logs;
 pub mod names;
 pub mod openapi;
 pub mod platform;
+pub mod roles;
 pub mod secrets;
 pub mod wire;
 

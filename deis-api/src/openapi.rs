@@ -190,6 +190,7 @@ pub fn schemas() -> BTreeMap<String, RefOr<Schema>> {
         .schema_from::<wire::BuildHookRequest>()
         .schema_from::<wire::BuildHookResponse>()
         .schema_from::<wire::ConfigHookRequest>()
+        .schema_from::<wire::KeyHookResponse>()
         .build();
     components.schemas.into_iter().collect()
 }

@@ -100,8 +100,7 @@ pub struct Platform {
     router_admin_addr: Option<SocketAddr>,
     ssh: Option<SshServer>,
     syslog: Option<SyslogListener>,
-    api_task: tokio::task::JoinHandle<()>,
-    api_stop: tokio::sync::watch::Sender<bool>,
+    api: HttpServer,
     listening: Vec<Listening>,
     route_sync: RouteSync,
     publisher: Publisher,
@@ -234,24 +233,8 @@ impl Platform {
 
         let api = crate::http::router(controller.clone())
             .merge(git::routes(controller.clone(), repos.clone()));
-        let listener = tokio::net::TcpListener::bind(config.api_addr)
-            .await
-            .map_err(io("binding the API address"))?;
-        let api_addr = listener
-            .local_addr()
-            .map_err(io("reading the API address"))?;
-        let (api_stop, mut stopped) = tokio::sync::watch::channel(false);
-        let api_task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            };
-            if let Err(error) = axum::serve(listener, api)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
-                tracing::error!(%error, "the API server stopped");
-            }
-        });
+        let api = HttpServer::start(config.api_addr, api).await?;
+        let api_addr = api.local_addr();
 
         let ssh = match config.ssh_addr {
             Some(addr) => {
@@ -284,8 +267,7 @@ impl Platform {
             router_admin_addr,
             ssh,
             syslog,
-            api_task,
-            api_stop,
+            api,
             listening,
             route_sync,
             publisher,
@@ -296,46 +278,13 @@ impl Platform {
         Ok(platform)
     }
 
-    /// Converges every app to its latest release and formation (after a restart the local
-    /// scheduler runs nothing). Failures are logged and left to the next deploy.
     async fn restore(&self) {
-        let store = self.controller.store();
-        let Ok(apps) = store.list_apps(AppFilter::All, PageRequest::ALL).await else {
-            return;
-        };
-        for app in apps.items {
-            self.publisher.watch_app(&app.id);
-            if app.structure.values().all(|n| *n == 0) {
-                continue;
-            }
-            if let Err(error) = self.converge(&app).await {
-                tracing::warn!(app = %app.id, %error, "could not bring the app back");
-                self.logs.append(
-                    &app.id,
-                    "deis-controller",
-                    &format!("could not restart after a platform restart: {error}"),
-                );
-            }
-        }
-    }
-
-    async fn converge(&self, app: &deis_core::model::App) -> std::result::Result<(), String> {
-        let store = self.controller.store();
-        let release = store
-            .latest_release(&app.id)
-            .await
-            .map_err(|e| e.to_string())?;
-        let spec = self
-            .controller
-            .spec_for_release(app, &release, app.structure.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        self.controller
-            .scheduler()
-            .apply(&spec)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        restore_apps(
+            &self.controller,
+            &self.publisher,
+            &StoredLogs(self.logs.clone()),
+        )
+        .await;
     }
 
     /// The API address.
@@ -366,8 +315,7 @@ impl Platform {
     /// Stops accepting work, lets requests finish, and stops every app process this
     /// platform started.
     pub async fn shutdown(self) {
-        let _ = self.api_stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.api_task).await;
+        self.api.shutdown(Duration::from_secs(10)).await;
         drop(self.ssh);
         drop(self.syslog);
         for listener in self.listening {
@@ -377,6 +325,104 @@ impl Platform {
         self.publisher.shutdown().await;
         if let Some(local) = self.local {
             local.shutdown().await;
+        }
+    }
+}
+
+/// Converges every app to its latest release and formation (after a restart the local
+/// scheduler runs nothing) and has the publisher watch it. Failures are logged, recorded in
+/// the app's log through `logs`, and left to the next deploy.
+pub async fn restore_apps(controller: &Controller, publisher: &Publisher, logs: &dyn LogSource) {
+    let store = controller.store();
+    let Ok(apps) = store.list_apps(AppFilter::All, PageRequest::ALL).await else {
+        return;
+    };
+    for app in apps.items {
+        publisher.watch_app(&app.id);
+        if app.structure.values().all(|n| *n == 0) {
+            continue;
+        }
+        if let Err(error) = converge(controller, &app).await {
+            tracing::warn!(app = %app.id, %error, "could not bring the app back");
+            logs.record(
+                &app.id,
+                crate::logs::CONTROLLER_SOURCE,
+                &format!("could not restart after a platform restart: {error}"),
+            );
+        }
+    }
+}
+
+async fn converge(
+    controller: &Controller,
+    app: &deis_core::model::App,
+) -> std::result::Result<(), String> {
+    let release = controller
+        .store()
+        .latest_release(&app.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let spec = controller
+        .spec_for_release(app, &release, app.structure.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    controller
+        .scheduler()
+        .apply(&spec)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// An axum server on its own task with graceful shutdown: the controller's API and the
+/// logger's HTTP API run on it.
+#[derive(Debug)]
+pub struct HttpServer {
+    local_addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// Binds `addr` and serves `routes` until [`HttpServer::shutdown`].
+    pub async fn start(addr: SocketAddr, routes: axum::Router) -> Result<HttpServer> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(io("binding the HTTP address"))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(io("reading the HTTP address"))?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            if let Err(error) = axum::serve(listener, routes)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(%error, "an HTTP server stopped");
+            }
+        });
+        Ok(HttpServer {
+            local_addr,
+            stop,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections and lets requests finish for at most `grace` (streams
+    /// that never end, such as followed logs, are cut then).
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
         }
     }
 }

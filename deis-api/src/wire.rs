@@ -328,3 +328,12 @@ pub struct ConfigHookRequest {
     /// The app.
     pub receive_repo: String,
 }
+
+/// `GET /v1/hooks/key/<fingerprint>/`: whose SSH key this is, for the builder's SSH server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct KeyHookResponse {
+    /// The key's owner (an active user).
+    pub username: String,
+    /// The key's MD5 fingerprint (`aa:bb:…`).
+    pub fingerprint: String,
+}

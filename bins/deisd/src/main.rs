@@ -3,13 +3,16 @@
 //! local processes, the built-in router, the builder (git over HTTP and SSH) and the logger.
 //!
 //! Settings come from flags, then `DEIS_*` variables, then a TOML file (`--config`), then
-//! the defaults. `--role router` runs only a router that follows discovery (etcd), for
-//! router-mesh hosts.
+//! the defaults. `--role controller|builder|logger|router` runs one part for multi-host
+//! topologies (see `deis_api::roles`): the controller reads and ships logs through a remote
+//! logger, the builder deploys through the controller's hooks, routers follow discovery.
 
 mod settings;
 
 use clap::Parser;
+use deis_api::logger::Logger;
 use deis_api::platform::{Backends, Platform};
+use deis_api::roles::{BuilderRole, ControllerRole};
 use settings::{Cli, Role, Settings};
 use std::process::ExitCode;
 
@@ -33,6 +36,9 @@ async fn main() -> ExitCode {
     let result = match settings.role {
         Role::All => run_platform(settings).await,
         Role::Router => run_router(settings).await,
+        Role::Controller => run_controller(settings).await,
+        Role::Builder => run_builder(settings).await,
+        Role::Logger => run_logger(settings).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,10 +58,10 @@ async fn shutdown_signal() {
     }
 }
 
-async fn run_platform(settings: Settings) -> Result<(), String> {
+async fn open_backends(settings: &Settings) -> Result<Backends, String> {
     let store = deis_store::open_store(&settings.store)
         .await
-        .map_err(|e| format!("store {}: {e}", settings.store))?;
+        .map_err(|e| format!("store {}: {e}", settings.store_display()))?;
     let discovery = deis_discovery::open_discovery(&settings.discovery)
         .await
         .map_err(|e| format!("discovery {}: {e}", settings.discovery))?;
@@ -67,16 +73,18 @@ async fn run_platform(settings: Settings) -> Result<(), String> {
             ))
         }
     };
-    let platform = Platform::start(
-        settings.platform_config(),
-        Backends {
-            store,
-            discovery,
-            scheduler,
-        },
-    )
-    .await
-    .map_err(|e| format!("starting the platform: {e}"))?;
+    Ok(Backends {
+        store,
+        discovery,
+        scheduler,
+    })
+}
+
+async fn run_platform(settings: Settings) -> Result<(), String> {
+    let backends = open_backends(&settings).await?;
+    let platform = Platform::start(settings.platform_config(), backends)
+        .await
+        .map_err(|e| format!("starting the platform: {e}"))?;
     print_banner(&settings, &platform);
     shutdown_signal().await;
     println!("deisd: shutting down");
@@ -156,5 +164,58 @@ async fn run_router(settings: Settings) -> Result<(), String> {
     if let Some(admin) = admin {
         admin.shutdown(std::time::Duration::from_secs(1)).await;
     }
+    Ok(())
+}
+
+async fn run_controller(settings: Settings) -> Result<(), String> {
+    let config = settings.controller_config()?;
+    let backends = open_backends(&settings).await?;
+    let role = ControllerRole::start(config, backends)
+        .await
+        .map_err(|e| format!("starting the controller: {e}"))?;
+    println!("deisd controller is running");
+    println!("  controller API  http://{}", role.api_addr());
+    match &settings.logger_url {
+        Some(url) => println!("  logger          {url}"),
+        None => println!(
+            "  logs            {} (no --logger-url)",
+            settings.data_dir.join("logs").display()
+        ),
+    }
+    println!("  store           {}", settings.store_display());
+    println!("  discovery       {}", settings.discovery);
+    shutdown_signal().await;
+    println!("deisd: shutting down");
+    role.shutdown().await;
+    Ok(())
+}
+
+async fn run_builder(settings: Settings) -> Result<(), String> {
+    let config = settings.builder_config()?;
+    let role = BuilderRole::start(config)
+        .await
+        .map_err(|e| format!("starting the builder: {e}"))?;
+    println!("deisd builder is running");
+    println!("  builder (SSH)   ssh://git@{}/<app>.git", role.ssh_addr());
+    println!("  controller      {}", settings.controller_url);
+    shutdown_signal().await;
+    println!("deisd: shutting down");
+    role.shutdown().await;
+    Ok(())
+}
+
+async fn run_logger(settings: Settings) -> Result<(), String> {
+    let config = settings.logger_config()?;
+    let logger = Logger::start(config)
+        .await
+        .map_err(|e| format!("starting the logger: {e}"))?;
+    println!("deisd logger is running");
+    println!("  logger API      http://{}", logger.http_addr());
+    if let Some((udp, tcp)) = logger.syslog_addrs() {
+        println!("  syslog          udp://{udp} tcp://{tcp}");
+    }
+    shutdown_signal().await;
+    println!("deisd: shutting down");
+    logger.shutdown().await;
     Ok(())
 }

@@ -2,7 +2,9 @@
 
 use clap::{Parser, ValueEnum};
 use deis_api::controller::{RegistrationMode, Settings as ControllerSettings};
+use deis_api::logger::LoggerConfig;
 use deis_api::platform::PlatformConfig;
+use deis_api::roles::{BuilderRoleConfig, ControllerRoleConfig, LoggerLink};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,12 @@ pub enum Role {
     All,
     /// Only a router that follows discovery.
     Router,
+    /// Only the controller: the API, the scheduler and the publisher.
+    Controller,
+    /// Only the builder: git over SSH and builds, deploying through the controller's hooks.
+    Builder,
+    /// Only the logger: the log store, syslog and the HTTP API controllers read logs from.
+    Logger,
 }
 
 /// The command line; every flag also reads a `DEIS_*` variable.
@@ -66,6 +74,21 @@ pub struct Cli {
     /// A buildpack directory to try before the built-in procfile buildpack (repeatable).
     #[arg(long = "buildpack")]
     pub buildpacks: Vec<PathBuf>,
+    /// The logger role's HTTP address.
+    #[arg(long, env = "DEIS_LOGGER_ADDR")]
+    pub logger_addr: Option<SocketAddr>,
+    /// The logger the controller role reads logs from and ships lines to (`http://host:port`).
+    #[arg(long, env = "DEIS_LOGGER_URL")]
+    pub logger_url: Option<String>,
+    /// The shared key of the logger's HTTP API (logger and controller roles).
+    #[arg(long, env = "DEIS_LOGGER_KEY", hide_env_values = true)]
+    pub logger_key: Option<String>,
+    /// The controller the builder role deploys through (`http://host:port`).
+    #[arg(long, env = "DEIS_CONTROLLER_URL")]
+    pub controller_url: Option<String>,
+    /// The shared key of the builder hooks (controller and builder roles).
+    #[arg(long, env = "DEIS_BUILDER_KEY", hide_env_values = true)]
+    pub builder_key: Option<String>,
 }
 
 /// The same settings, as a TOML file holds them.
@@ -87,10 +110,15 @@ struct FileSettings {
     registration: Option<String>,
     #[serde(default)]
     buildpacks: Vec<PathBuf>,
+    logger_addr: Option<SocketAddr>,
+    logger_url: Option<String>,
+    logger_key: Option<String>,
+    controller_url: Option<String>,
+    builder_key: Option<String>,
 }
 
 /// The resolved settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     pub role: Role,
     pub data_dir: PathBuf,
@@ -106,6 +134,22 @@ pub struct Settings {
     pub scheduler: String,
     pub registration: RegistrationMode,
     pub buildpacks: Vec<PathBuf>,
+    pub logger_addr: SocketAddr,
+    pub logger_url: Option<String>,
+    pub logger_key: Option<String>,
+    pub controller_url: String,
+    pub builder_key: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("role", &self.role)
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store_display())
+            .field("discovery", &self.discovery)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -157,7 +201,34 @@ impl Settings {
             .map_err(|e| format!("--domain {domain}: {}", e.message))?;
         let mut buildpacks = cli.buildpacks;
         buildpacks.extend(file.buildpacks);
+        let secret = |given: Option<String>, from_file: Option<String>, name: &str| match given
+            .or(from_file)
+        {
+            Some(key) if key.trim().is_empty() => Err(format!("--{name} is empty")),
+            other => Ok(other),
+        };
+        let url = |given: Option<String>, from_file: Option<String>, name: &str| {
+            given
+                .or(from_file)
+                .map(|value| {
+                    let parsed =
+                        url::Url::parse(&value).map_err(|e| format!("--{name} {value}: {e}"))?;
+                    if !matches!(parsed.scheme(), "http" | "https") {
+                        return Err(format!(
+                            "--{name} {value}: expected an http:// or https:// URL"
+                        ));
+                    }
+                    Ok(value.trim_end_matches('/').to_string())
+                })
+                .transpose()
+        };
         Ok(Settings {
+            logger_addr: address(cli.logger_addr, file.logger_addr, "127.0.0.1:8088"),
+            logger_url: url(cli.logger_url, file.logger_url, "logger-url")?,
+            logger_key: secret(cli.logger_key, file.logger_key, "logger-key")?,
+            controller_url: url(cli.controller_url, file.controller_url, "controller-url")?
+                .unwrap_or_else(|| "http://127.0.0.1:8000".into()),
+            builder_key: secret(cli.builder_key, file.builder_key, "builder-key")?,
             role: cli.role.or(file.role).unwrap_or(Role::All),
             store: cli
                 .store
@@ -209,12 +280,70 @@ impl Settings {
             ssh_addr: Some(self.ssh_addr),
             syslog_addr: self.syslog_addr,
             buildpacks: self.buildpacks.clone(),
-            settings: ControllerSettings {
-                platform_domain: self.domain.clone(),
-                registration_mode: self.registration,
-                builder_key: None,
-                ..ControllerSettings::default()
-            },
+            settings: self.controller_settings(),
         }
+    }
+
+    /// The controller's settings.
+    pub fn controller_settings(&self) -> ControllerSettings {
+        ControllerSettings {
+            platform_domain: self.domain.clone(),
+            registration_mode: self.registration,
+            builder_key: self.builder_key.clone(),
+            ..ControllerSettings::default()
+        }
+    }
+
+    /// The controller role's configuration.
+    pub fn controller_config(&self) -> Result<ControllerRoleConfig, String> {
+        if self.builder_key.is_none() {
+            return Err("the controller role needs --builder-key (DEIS_BUILDER_KEY), the secret it shares with the builder".into());
+        }
+        let logger = match (&self.logger_url, &self.logger_key) {
+            (Some(url), Some(key)) => Some(LoggerLink {
+                url: url.clone(),
+                key: key.clone(),
+            }),
+            (Some(_), None) => {
+                return Err("--logger-url needs --logger-key (DEIS_LOGGER_KEY)".into())
+            }
+            (None, _) => None,
+        };
+        Ok(ControllerRoleConfig {
+            data_dir: self.data_dir.clone(),
+            api_addr: self.api_addr,
+            logger,
+            settings: self.controller_settings(),
+        })
+    }
+
+    /// The builder role's configuration.
+    pub fn builder_config(&self) -> Result<BuilderRoleConfig, String> {
+        let Some(key) = &self.builder_key else {
+            return Err("the builder role needs --builder-key (DEIS_BUILDER_KEY), the secret the controller checks".into());
+        };
+        Ok(BuilderRoleConfig {
+            data_dir: self.data_dir.clone(),
+            ssh_addr: self.ssh_addr,
+            controller_url: self.controller_url.clone(),
+            builder_key: key.clone(),
+            buildpacks: self.buildpacks.clone(),
+        })
+    }
+
+    /// The logger role's configuration; syslog listens on 127.0.0.1:5514 unless told.
+    pub fn logger_config(&self) -> Result<LoggerConfig, String> {
+        let Some(key) = &self.logger_key else {
+            return Err("the logger role needs --logger-key (DEIS_LOGGER_KEY), the secret controllers present".into());
+        };
+        Ok(LoggerConfig {
+            data_dir: self.data_dir.clone(),
+            http_addr: self.logger_addr,
+            syslog_addr: Some(
+                self.syslog_addr
+                    .unwrap_or_else(|| "127.0.0.1:5514".parse().expect("a valid address")),
+            ),
+            key: key.clone(),
+        })
     }
 }

@@ -87,4 +87,14 @@ impl Client {
         self.call(Method::POST, "/v1/hooks/config/", Some(&request))
             .await
     }
+
+    /// `GET /v1/hooks/key/<fingerprint>/`: the owner of an SSH key.
+    pub async fn hook_key(&self, fingerprint: &str) -> ClientResult<KeyHookResponse> {
+        self.call(
+            Method::GET,
+            &format!("/v1/hooks/key/{}/", segment(fingerprint)),
+            None,
+        )
+        .await
+    }
 }

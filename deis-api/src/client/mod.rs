@@ -3,6 +3,11 @@
 
 mod account;
 mod apps;
+mod hooks;
+mod logger;
+
+pub use hooks::ControllerHooks;
+pub use logger::{RemoteLogs, SHIP_QUEUE};
 
 use crate::wire::*;
 use deis_core::model::User;

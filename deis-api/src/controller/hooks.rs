@@ -3,7 +3,8 @@
 use super::{Controller, ServiceError, ServiceResult};
 use crate::secrets::constant_time_eq;
 use crate::wire::{
-    BuildHookRequest, BuildHookResponse, BuildRequest, PushHookRequest, VersionResponse,
+    BuildHookRequest, BuildHookResponse, BuildRequest, KeyHookResponse, PushHookRequest,
+    VersionResponse,
 };
 use deis_core::model::{App, Config, Push, User};
 use deis_core::Timestamp;
@@ -89,5 +90,22 @@ impl Controller {
     pub async fn hook_config(&self, user: &str, app: &str) -> ServiceResult<Config> {
         let (_, app) = self.hook_subject(user, app).await?;
         Ok(self.store.current_config(&app.id).await?)
+    }
+
+    /// `GET /v1/hooks/key/<fingerprint>/`: the owner of an SSH key, for the builder's SSH
+    /// server (Deis v1 mirrored keys into `/deis/builder/users`; here the builder asks).
+    /// 404 when no key has this fingerprint or its owner is deactivated.
+    pub async fn hook_key(&self, fingerprint: &str) -> ServiceResult<KeyHookResponse> {
+        let key = self.store.key_by_fingerprint(fingerprint).await?;
+        let user = self.store.get_user(&key.owner).await?;
+        if !user.is_active {
+            return Err(ServiceError::NotFound(format!(
+                "No active user has the key {fingerprint}."
+            )));
+        }
+        Ok(KeyHookResponse {
+            username: user.username,
+            fingerprint: fingerprint.to_string(),
+        })
     }
 }

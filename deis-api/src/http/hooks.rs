@@ -1,10 +1,10 @@
 //! Handlers of the builder hooks (`X-Deis-Builder-Auth`).
 
 use super::errors::ApiResult;
-use super::extract::{ApiJson, Builder};
+use super::extract::{ApiJson, ApiPath, Builder};
 use super::releases::release_headers;
 use super::AppState;
-use crate::wire::{BuildHookRequest, ConfigHookRequest, PushHookRequest};
+use crate::wire::{BuildHookRequest, ConfigHookRequest, KeyHookResponse, PushHookRequest};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -46,4 +46,13 @@ pub async fn config(
             .hook_config(&body.receive_user, &body.receive_repo)
             .await?,
     ))
+}
+
+/// `GET /v1/hooks/key/<fingerprint>/`: the active user who registered the key.
+pub async fn key(
+    State(state): State<AppState>,
+    _builder: Builder,
+    ApiPath(fingerprint): ApiPath<String>,
+) -> ApiResult<Json<KeyHookResponse>> {
+    Ok(Json(state.hook_key(&fingerprint).await?))
 }

@@ -155,4 +155,5 @@ pub const ROUTES: &[Route] = &[
     route!(Post "/v1/hooks/push/", "hook_push", "Builder: record a push", "hooks", Builder, One("PushHookRequest") => 201 One("Push"), false, post(hooks::push)),
     route!(Post "/v1/hooks/build/", "hook_build", "Builder: record a build and deploy it", "hooks", Builder, One("BuildHookRequest") => 200 One("BuildHookResponse"), true, post(hooks::build)),
     route!(Post "/v1/hooks/config/", "hook_config", "Builder: the app's config", "hooks", Builder, One("ConfigHookRequest") => 200 One("Config"), false, post(hooks::config)),
+    route!(Get "/v1/hooks/key/{fingerprint}/", "hook_key", "Builder: the owner of an SSH key", "hooks", Builder, Empty => 200 One("KeyHookResponse"), false, get(hooks::key)),
 ];

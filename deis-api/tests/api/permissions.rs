@@ -54,18 +54,40 @@ fn method(route: &Route) -> &'static str {
 }
 
 fn is_app_route(route: &Route) -> bool {
-    route.path.starts_with("/v1/apps/{id}/") || route.auth == Auth::Builder
+    route.path.starts_with("/v1/apps/{id}/")
+        || (route.auth == Auth::Builder && route.operation != "hook_key")
 }
 
 async fn send(h: &Harness, route: &Route, token: Option<&str>, app: &str, hook_user: &str) -> Resp {
     let body = body_for(route, app, hook_user);
     if route.auth == Auth::Builder {
-        let bytes = serde_json::to_vec(&body.unwrap()).unwrap();
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).unwrap())
+            .unwrap_or_default();
         let headers: Vec<(&str, &str)> = match token {
             Some(_) => vec![("x-deis-builder-auth", BUILDER_KEY)],
             None => vec![],
         };
-        return h.raw("POST", &path_for(route, app), &headers, bytes).await;
+        let mut path = path_for(route, app);
+        if route.operation == "hook_key" {
+            // The key of the caller (registered on first use) for an allowed call.
+            let added = h
+                .call(
+                    "POST",
+                    "/v1/keys/",
+                    token,
+                    Some(json!({"id": "hook-key", "public": SSH_KEY_ALICE})),
+                )
+                .await;
+            let listed = h.call("GET", "/v1/keys/hook-key/", token, None).await;
+            let fingerprint = listed.body["fingerprint"]
+                .as_str()
+                .or(added.body["fingerprint"].as_str())
+                .unwrap_or("aa:bb")
+                .to_string();
+            path = path.replace("{fingerprint}", &fingerprint);
+        }
+        return h.raw(method(route), &path, &headers, bytes).await;
     }
     h.call(method(route), &path_for(route, app), token, body)
         .await

@@ -228,6 +228,15 @@ async fn exchange(w: &mut World, operation: &str) -> (Resp, Resp) {
             h.hook("/v1/hooks/config/", json!({"receive_user": "bob", "receive_repo": "go"})).await,
             h.hook("/v1/hooks/config/", json!({"receive_user": "bob", "receive_repo": "missing"})).await,
         ),
+        "hook_key" => {
+            let key = h.post("/v1/keys/", bob, json!({"id": "bob@hook", "public": SSH_KEY_BOB})).await;
+            let fingerprint = key.body["fingerprint"].as_str().expect("a fingerprint").to_string();
+            let builder = [("x-deis-builder-auth", BUILDER_KEY)];
+            (
+                h.raw("GET", &format!("/v1/hooks/key/{fingerprint}/"), &builder, Vec::new()).await,
+                h.raw("GET", "/v1/hooks/key/00:11:22/", &builder, Vec::new()).await,
+            )
+        }
         other => panic!("no snapshot scenario for operation {other}: add one"),
     }
 }

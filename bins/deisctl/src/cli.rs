@@ -1,0 +1,487 @@
+//! The command line: `deisctl config …`, and the unit commands on an engine.
+
+use crate::components::{self, Component, PlatformSettings, Unit};
+use crate::config::{self, ConfigAction};
+use crate::engine::{DockerEngine, PlatformEngine, UnitStatus};
+use crate::image::ImageSource;
+use crate::output;
+use crate::{CtlError, CtlResult};
+use clap::{Parser, Subcommand, ValueEnum};
+use deis_core::DynDiscovery;
+use rand::TryRngCore;
+use std::time::{Duration, Instant};
+
+/// The engines deisctl can run the platform on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EngineKind {
+    /// One Docker Engine: units are containers on a private bridge network.
+    Docker,
+    /// Docker Swarm services (not yet: comes with the Swarm scheduler).
+    Swarm,
+}
+
+/// The operator's command line of Deis.
+#[derive(Debug, Parser)]
+#[command(
+    name = "deisctl",
+    version,
+    about = "Manage a Deis platform: settings and components"
+)]
+pub struct Args {
+    /// The platform's discovery as this machine reaches it.
+    #[arg(
+        long,
+        env = "DEIS_DISCOVERY",
+        default_value = "etcd://127.0.0.1:4001",
+        global = true
+    )]
+    pub discovery: String,
+    /// The discovery URL the components use inside the platform's network (default: the
+    /// `etcd` unit, `etcd://<prefix>-etcd:2379`).
+    #[arg(long, env = "DEISCTL_PLATFORM_DISCOVERY", global = true)]
+    pub platform_discovery: Option<String>,
+    /// The engine the components run on.
+    #[arg(
+        long,
+        env = "DEISCTL_ENGINE",
+        value_enum,
+        default_value = "docker",
+        global = true
+    )]
+    pub engine: EngineKind,
+    /// The Docker Engine's unix socket.
+    #[arg(
+        long,
+        env = "DOCKER_SOCKET",
+        default_value = "/var/run/docker.sock",
+        global = true
+    )]
+    pub docker_socket: String,
+    /// The prefix of unit, container, network, volume and image names.
+    #[arg(long, env = "DEISCTL_PREFIX", default_value = "deis", global = true)]
+    pub prefix: String,
+    /// The host port (on 127.0.0.1) the etcd unit's client port is published on.
+    #[arg(long, env = "DEISCTL_ETCD_PORT", default_value_t = 4001, global = true)]
+    pub etcd_port: u16,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CommandArgs,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum CommandArgs {
+    /// Read, write or remove settings: `config platform set domain=example.com`.
+    Config {
+        /// The component (`platform`, `controller`, `router`…).
+        component: String,
+        /// `get`, `set` or `rm`.
+        action: String,
+        /// Keys (`get`, `rm`) or `key=value` pairs (`set`).
+        args: Vec<String>,
+    },
+    /// Install units: `platform`, `etcd`, `logger`, `controller`, `builder`, `router@N`.
+    Install {
+        /// Targets.
+        targets: Vec<String>,
+        /// How many routers `platform` and `router` mean.
+        #[arg(long, default_value_t = 1)]
+        router_mesh_size: u32,
+    },
+    /// Remove units (their data stays in the data volume).
+    Uninstall {
+        /// Targets.
+        targets: Vec<String>,
+    },
+    /// Start units in order, each after the previous one runs.
+    Start {
+        /// Targets.
+        targets: Vec<String>,
+    },
+    /// Stop units, in reverse order.
+    Stop {
+        /// Targets.
+        targets: Vec<String>,
+    },
+    /// Stop, then start units.
+    Restart {
+        /// Targets.
+        targets: Vec<String>,
+    },
+    /// The state of units (all installed ones without targets).
+    Status {
+        /// Targets.
+        targets: Vec<String>,
+    },
+    /// Every installed unit.
+    List,
+    /// Resize the router mesh: `scale router=N`.
+    Scale {
+        /// `router=N`.
+        target: String,
+    },
+}
+
+/// Runs the command; the text to print, or a one-line error.
+pub async fn run(args: Args) -> CtlResult<String> {
+    crate::config::check_name("prefix", &args.prefix)?;
+    match &args.command {
+        CommandArgs::Config {
+            component,
+            action,
+            args: rest,
+        } => {
+            let action = config::parse_action(action, rest)?;
+            let discovery = config::open(&args.discovery).await?;
+            let lines = config::run(&discovery, component, &action).await?;
+            Ok(match action {
+                ConfigAction::Get(_) | ConfigAction::Set(_) => {
+                    lines.iter().map(|l| format!("{l}\n")).collect()
+                }
+                ConfigAction::Rm(_) => lines.iter().map(|l| format!("{l}\n")).collect(),
+            })
+        }
+        _ => {
+            let engine = connect(&args).await?;
+            run_units(&args, engine.as_ref()).await
+        }
+    }
+}
+
+async fn connect(args: &Args) -> CtlResult<Box<dyn PlatformEngine>> {
+    match args.engine {
+        EngineKind::Docker => {
+            let image = ImageSource::from_environment()?;
+            Ok(Box::new(
+                DockerEngine::connect(&args.docker_socket, &args.prefix, image).await?,
+            ))
+        }
+        EngineKind::Swarm => Err(CtlError(
+            "--engine swarm is not available yet; use --engine docker".into(),
+        )),
+    }
+}
+
+/// The routers installed now.
+fn installed_routers(prefix: &str, units: &[UnitStatus]) -> Vec<u32> {
+    units
+        .iter()
+        .filter_map(|u| Unit::from_unit_name(prefix, &u.unit))
+        .filter_map(|u| u.number)
+        .collect()
+}
+
+/// Targets for commands on installed units: `router`/`platform` mean the installed routers.
+fn installed_targets(
+    args: &Args,
+    targets: &[String],
+    units: &[UnitStatus],
+) -> CtlResult<Vec<Unit>> {
+    let routers = installed_routers(&args.prefix, units);
+    let mesh = routers.iter().copied().max().unwrap_or(0);
+    let mut parsed = components::parse_targets(targets, mesh)?;
+    parsed.retain(|u| {
+        u.number.is_none_or(|n| {
+            routers.contains(&n) || !targets.iter().any(|t| t == "platform" || t == "router")
+        })
+    });
+    Ok(parsed)
+}
+
+async fn run_units(args: &Args, engine: &dyn PlatformEngine) -> CtlResult<String> {
+    let mut out = String::new();
+    match &args.command {
+        CommandArgs::Config { .. } => unreachable!("handled by run"),
+        CommandArgs::Install {
+            targets,
+            router_mesh_size,
+        } => {
+            if !(1..=components::MAX_ROUTERS).contains(router_mesh_size) {
+                return Err(CtlError(format!(
+                    "--router-mesh-size {router_mesh_size}: from 1 to {}",
+                    components::MAX_ROUTERS
+                )));
+            }
+            let units = components::parse_targets(targets, *router_mesh_size)?;
+            install(args, engine, &units, &mut out).await?;
+        }
+        CommandArgs::Uninstall { targets } => {
+            let installed = engine.units().await?;
+            let mut units = installed_targets(args, targets, &installed)?;
+            units.reverse();
+            for unit in units {
+                let name = unit.unit_name(&args.prefix);
+                if engine.uninstall(&name).await? {
+                    out.push_str(&format!("{name}: uninstalled\n"));
+                } else {
+                    out.push_str(&format!("{name}: not installed\n"));
+                }
+            }
+            engine.remove_shared().await?;
+        }
+        CommandArgs::Start { targets } => {
+            let installed = engine.units().await?;
+            let units = installed_targets(args, targets, &installed)?;
+            start(args, engine, &units, &mut out).await?;
+        }
+        CommandArgs::Stop { targets } => {
+            let installed = engine.units().await?;
+            let mut units = installed_targets(args, targets, &installed)?;
+            units.reverse();
+            for unit in units {
+                let name = unit.unit_name(&args.prefix);
+                engine.stop(&name).await?;
+                out.push_str(&format!("{name}: stopped\n"));
+            }
+        }
+        CommandArgs::Restart { targets } => {
+            let installed = engine.units().await?;
+            let units = installed_targets(args, targets, &installed)?;
+            for unit in units.iter().rev() {
+                engine.stop(&unit.unit_name(&args.prefix)).await?;
+            }
+            start(args, engine, &units, &mut out).await?;
+        }
+        CommandArgs::Status { targets } => {
+            let installed = engine.units().await?;
+            if targets.is_empty() {
+                return Ok(output::units_table(&installed));
+            }
+            let units = installed_targets(args, targets, &installed)?;
+            let mut shown = Vec::new();
+            for unit in units {
+                let name = unit.unit_name(&args.prefix);
+                match installed.iter().find(|u| u.unit == name) {
+                    Some(status) => shown.push(status.clone()),
+                    None => shown.push(UnitStatus {
+                        unit: name,
+                        state: "not installed".into(),
+                        detail: String::new(),
+                        ports: Vec::new(),
+                        host: "-".into(),
+                    }),
+                }
+            }
+            return Ok(output::units_table(&shown));
+        }
+        CommandArgs::List => return Ok(output::units_table(&engine.units().await?)),
+        CommandArgs::Scale { target } => {
+            let wanted = components::parse_scale(target)?;
+            let installed = engine.units().await?;
+            let routers = installed_routers(&args.prefix, &installed);
+            let new: Vec<Unit> = (1..=wanted)
+                .filter(|n| !routers.contains(n))
+                .map(Unit::router)
+                .collect();
+            install(args, engine, &new, &mut out).await?;
+            start(args, engine, &new, &mut out).await?;
+            for n in routers.into_iter().filter(|n| *n > wanted) {
+                let name = Unit::router(n).unit_name(&args.prefix);
+                engine.uninstall(&name).await?;
+                out.push_str(&format!("{name}: uninstalled\n"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn random_key() -> CtlResult<String> {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut bytes)
+        .map_err(|e| CtlError(format!("generating a key: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+/// Reads a setting, writing `default()` first when it is missing (Deis v1's `mk`).
+async fn setting_or_create(
+    discovery: &DynDiscovery,
+    component: &str,
+    key: &str,
+    default: impl FnOnce() -> CtlResult<String>,
+) -> CtlResult<String> {
+    let full = deis_core::discovery::keys::component_setting(component, key);
+    let failed = |e: deis_core::Error| CtlError(format!("discovery: {e}"));
+    if let Some(kv) = discovery.get(&full).await.map_err(failed)? {
+        return Ok(kv.value);
+    }
+    let value = default()?;
+    discovery.put(&full, &value, None).await.map_err(failed)?;
+    Ok(value)
+}
+
+async fn optional_setting(
+    discovery: &DynDiscovery,
+    component: &str,
+    key: &str,
+) -> CtlResult<Option<String>> {
+    let full = deis_core::discovery::keys::component_setting(component, key);
+    Ok(discovery
+        .get(&full)
+        .await
+        .map_err(|e| CtlError(format!("discovery: {e}")))?
+        .map(|kv| kv.value))
+}
+
+async fn port_setting(discovery: &DynDiscovery, component: &str, default: u16) -> CtlResult<u16> {
+    match optional_setting(discovery, component, "hostPort").await? {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| {
+            CtlError(format!(
+                "/deis/{component}/hostPort {text:?} is not a port number"
+            ))
+        }),
+    }
+}
+
+/// The settings of the components, from discovery (keys created on first use).
+async fn platform_settings(args: &Args) -> CtlResult<PlatformSettings> {
+    let discovery = config::open(&args.discovery).await.map_err(|e| {
+        CtlError(format!(
+            "{e} (is the platform's etcd running? deisctl install etcd && deisctl start etcd)"
+        ))
+    })?;
+    Ok(PlatformSettings {
+        prefix: args.prefix.clone(),
+        discovery: args.platform_discovery.clone().unwrap_or_else(|| {
+            format!(
+                "etcd://{}:2379",
+                Unit::single(Component::Etcd).container_name(&args.prefix)
+            )
+        }),
+        etcd_port: args.etcd_port,
+        domain: optional_setting(&discovery, "platform", "domain").await?,
+        registration: optional_setting(&discovery, "controller", "registrationMode").await?,
+        builder_key: setting_or_create(&discovery, "controller", "builderKey", random_key).await?,
+        logger_key: setting_or_create(&discovery, "logger", "authKey", random_key).await?,
+        controller_port: port_setting(&discovery, "controller", 8000).await?,
+        builder_port: port_setting(&discovery, "builder", 2222).await?,
+        router_port: port_setting(&discovery, "router", 8080).await?,
+    })
+}
+
+async fn install(
+    args: &Args,
+    engine: &dyn PlatformEngine,
+    units: &[Unit],
+    out: &mut String,
+) -> CtlResult<()> {
+    if units.is_empty() {
+        return Ok(());
+    }
+    engine.prepare().await?;
+    let mut settings: Option<PlatformSettings> = None;
+    for unit in units {
+        if unit.component == Component::Etcd {
+            // etcd comes first and needs no settings: it is where they live.
+            let bare = PlatformSettings {
+                prefix: args.prefix.clone(),
+                discovery: String::new(),
+                etcd_port: args.etcd_port,
+                domain: None,
+                registration: None,
+                builder_key: String::new(),
+                logger_key: String::new(),
+                controller_port: 0,
+                builder_port: 0,
+                router_port: 0,
+            };
+            let spec = components::spec(*unit, &bare);
+            report_install(engine.install(&spec).await?, &spec.unit_name, out);
+            // The other units' settings live in it: run it now.
+            if units.len() > 1 {
+                start(args, engine, &[*unit], out).await?;
+            }
+            continue;
+        }
+        if settings.is_none() {
+            settings = Some(platform_settings(args).await?);
+        }
+        let spec = components::spec(*unit, settings.as_ref().expect("just set"));
+        report_install(engine.install(&spec).await?, &spec.unit_name, out);
+    }
+    Ok(())
+}
+
+fn report_install(created: bool, name: &str, out: &mut String) {
+    if created {
+        out.push_str(&format!("{name}: installed\n"));
+    } else {
+        out.push_str(&format!("{name}: already installed\n"));
+    }
+}
+
+/// Starts units in order; each must be running (etcd: answering) before the next starts.
+async fn start(
+    args: &Args,
+    engine: &dyn PlatformEngine,
+    units: &[Unit],
+    out: &mut String,
+) -> CtlResult<()> {
+    for unit in units {
+        let name = unit.unit_name(&args.prefix);
+        engine.start(&name).await?;
+        wait_running(engine, &name).await?;
+        if unit.component == Component::Etcd {
+            wait_discovery(&args.discovery).await?;
+        }
+        out.push_str(&format!("{name}: started\n"));
+    }
+    Ok(())
+}
+
+/// Waits until the unit has run for a moment; fails at once when it exits.
+async fn wait_running(engine: &dyn PlatformEngine, name: &str) -> CtlResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut running_since: Option<Instant> = None;
+    loop {
+        let units = engine.units().await?;
+        let state = units
+            .iter()
+            .find(|u| u.unit == name)
+            .map(|u| u.state.clone())
+            .unwrap_or_else(|| "not installed".into());
+        match state.as_str() {
+            "running" => {
+                let since = *running_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(1) {
+                    return Ok(());
+                }
+            }
+            "exited" | "dead" | "restarting" | "not installed" => {
+                return Err(CtlError(format!(
+                    "{name} did not stay up ({state}); see docker logs for its container"
+                )))
+            }
+            _ => running_since = None,
+        }
+        if Instant::now() > deadline {
+            return Err(CtlError(format!(
+                "{name} did not start within 30 s ({state})"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn wait_discovery(url: &str) -> CtlResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reached = match config::open(url).await {
+            Ok(discovery) => discovery
+                .get("/deis/platform/domain")
+                .await
+                .map_err(|e| CtlError(e.to_string())),
+            Err(e) => Err(e),
+        };
+        match reached {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() > deadline => {
+                return Err(CtlError(format!(
+                    "the platform's etcd did not answer at {url}: {e}"
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! The platform's components as Deis v1 named its units (`deis-controller`,
+//! `deis-router@1`…), the order `platform` installs and starts them in, and what each one
+//! runs: one image built from the project's binaries, a different command per component.
+
+use crate::{CtlError, CtlResult};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A platform component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    /// One etcd member: the platform's discovery (Deis v1 ran etcd on every host).
+    Etcd,
+    /// The logger (`deisd --role logger`).
+    Logger,
+    /// The controller (`deisd --role controller`).
+    Controller,
+    /// The builder (`deisd --role builder`).
+    Builder,
+    /// A router of the mesh (`deisd --role router`), numbered from 1.
+    Router,
+}
+
+impl Component {
+    /// Every component, in start order.
+    pub const ALL: [Component; 5] = [
+        Component::Etcd,
+        Component::Logger,
+        Component::Controller,
+        Component::Builder,
+        Component::Router,
+    ];
+
+    /// The component's name (`controller`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::Logger => "logger",
+            Component::Controller => "controller",
+            Component::Builder => "builder",
+            Component::Router => "router",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// One unit: a component and, for routers, its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Unit {
+    /// The component.
+    pub component: Component,
+    /// The router's number (`router@2`); `None` for single components.
+    pub number: Option<u32>,
+}
+
+impl Unit {
+    /// A single component's unit.
+    pub fn single(component: Component) -> Unit {
+        Unit {
+            component,
+            number: None,
+        }
+    }
+
+    /// Router number `n`.
+    pub fn router(n: u32) -> Unit {
+        Unit {
+            component: Component::Router,
+            number: Some(n),
+        }
+    }
+
+    /// The unit name as Deis v1 showed it: `deis-controller`, `deis-router@1`, with the
+    /// platform's prefix in place of `deis`.
+    pub fn unit_name(&self, prefix: &str) -> String {
+        match self.number {
+            Some(n) => format!("{prefix}-{}@{n}", self.component.name()),
+            None => format!("{prefix}-{}", self.component.name()),
+        }
+    }
+
+    /// The container (or service) name: Docker names cannot hold `@`, so `deis-router.1`.
+    pub fn container_name(&self, prefix: &str) -> String {
+        match self.number {
+            Some(n) => format!("{prefix}-{}.{n}", self.component.name()),
+            None => format!("{prefix}-{}", self.component.name()),
+        }
+    }
+
+    /// Parses a unit back from its unit name (`deis-router@2`).
+    pub fn from_unit_name(prefix: &str, name: &str) -> Option<Unit> {
+        let rest = name.strip_prefix(prefix)?.strip_prefix('-')?;
+        let (component, number) = match rest.split_once('@') {
+            Some((c, n)) => (c, Some(n.parse().ok()?)),
+            None => (rest, None),
+        };
+        let component = Component::parse(component)?;
+        if (component == Component::Router) != number.is_some() {
+            return None;
+        }
+        Some(Unit { component, number })
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.number {
+            Some(n) => write!(f, "{}@{n}", self.component.name()),
+            None => f.write_str(self.component.name()),
+        }
+    }
+}
+
+/// The most routers a mesh may have (Deis v1 allowed 1–255).
+pub const MAX_ROUTERS: u32 = 255;
+
+/// Parses targets (`platform`, `controller`, `router@2`, `router` = every router of the
+/// mesh) into units in start order. `routers` is the mesh size `platform` and `router` use.
+pub fn parse_targets(targets: &[String], routers: u32) -> CtlResult<Vec<Unit>> {
+    if targets.is_empty() {
+        return Err(CtlError(
+            "name a target: platform, etcd, logger, controller, builder, router or router@N".into(),
+        ));
+    }
+    let mut units = Vec::new();
+    for target in targets {
+        match target.as_str() {
+            "platform" => {
+                units.extend(
+                    [
+                        Component::Etcd,
+                        Component::Logger,
+                        Component::Controller,
+                        Component::Builder,
+                    ]
+                    .map(Unit::single),
+                );
+                units.extend((1..=routers).map(Unit::router));
+            }
+            "router" | "router@*" => units.extend((1..=routers).map(Unit::router)),
+            other => {
+                let unit = match other.split_once('@') {
+                    Some(("router", n)) => match n.parse::<u32>() {
+                        Ok(n) if (1..=MAX_ROUTERS).contains(&n) => Unit::router(n),
+                        _ => {
+                            return Err(CtlError(format!(
+                                "{other}: a router number is from 1 to {MAX_ROUTERS}"
+                            )))
+                        }
+                    },
+                    Some(_) => return Err(CtlError(format!("{other}: only routers are numbered"))),
+                    None => match Component::parse(other) {
+                        Some(c) => Unit::single(c),
+                        None => {
+                            return Err(CtlError(format!(
+                                "unknown target {other:?}; expected platform, etcd, logger, controller, builder, router or router@N"
+                            )))
+                        }
+                    },
+                };
+                units.push(unit);
+            }
+        }
+    }
+    units.sort();
+    units.dedup();
+    Ok(units)
+}
+
+/// Parses `scale router=N`.
+pub fn parse_scale(arg: &str) -> CtlResult<u32> {
+    let Some((component, count)) = arg.split_once('=') else {
+        return Err(CtlError(format!("scale {arg}: expected router=N")));
+    };
+    if component != "router" {
+        return Err(CtlError(format!(
+            "scale {component}: only the router mesh scales (router=N)"
+        )));
+    }
+    match count.parse::<u32>() {
+        Ok(n) if (1..=MAX_ROUTERS).contains(&n) => Ok(n),
+        _ => Err(CtlError(format!(
+            "scale router={count}: N is from 1 to {MAX_ROUTERS}"
+        ))),
+    }
+}
+
+/// What the platform's components need to know: names, addresses, secrets and settings
+/// read from discovery.
+#[derive(Clone)]
+pub struct PlatformSettings {
+    /// The name prefix of units, containers, the network and the volume (`deis`).
+    pub prefix: String,
+    /// The discovery URL the components use, from inside the platform's network.
+    pub discovery: String,
+    /// The host port etcd's client port is published on (on 127.0.0.1).
+    pub etcd_port: u16,
+    /// `/deis/platform/domain`, if set.
+    pub domain: Option<String>,
+    /// `/deis/controller/registrationMode`, if set.
+    pub registration: Option<String>,
+    /// The builder key (`/deis/controller/builderKey`).
+    pub builder_key: String,
+    /// The logger key (`/deis/logger/authKey`).
+    pub logger_key: String,
+    /// Host ports (on 127.0.0.1) of the controller, builder and router@1 (router@N adds N-1).
+    pub controller_port: u16,
+    /// The builder's host port.
+    pub builder_port: u16,
+    /// router@1's host port.
+    pub router_port: u16,
+}
+
+impl fmt::Debug for PlatformSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlatformSettings")
+            .field("prefix", &self.prefix)
+            .field("discovery", &self.discovery)
+            .field("domain", &self.domain)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where every component keeps its data inside the shared volume.
+pub const DATA_MOUNT: &str = "/var/lib/deis";
+
+/// A port published on the host's loopback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The port inside the container.
+    pub container: u16,
+    /// The port on 127.0.0.1.
+    pub host: u16,
+}
+
+/// Everything an engine needs to run one unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitSpec {
+    /// The unit.
+    pub unit: Unit,
+    /// The unit name (`deis-router@1`).
+    pub unit_name: String,
+    /// The container or service name (`deis-router.1`).
+    pub container_name: String,
+    /// The command (the image has no entrypoint).
+    pub command: Vec<String>,
+    /// Environment variables (secrets among them).
+    pub env: BTreeMap<String, String>,
+    /// Published ports.
+    pub ports: Vec<Published>,
+    /// Whether the shared data volume is mounted at [`DATA_MOUNT`].
+    pub data_volume: bool,
+}
+
+/// The spec of `unit` under `settings`.
+pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
+    let prefix = &settings.prefix;
+    let deisd = |role: &str| vec!["/usr/local/bin/deisd".to_string(), format!("--role={role}")];
+    let mut env = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_string(), v);
+    };
+    set("DEIS_LOG", "info".into());
+    let (command, ports, data_volume) = match unit.component {
+        Component::Etcd => {
+            let me = unit.container_name(prefix);
+            let command = [
+                "/usr/bin/etcd",
+                "--name",
+                &me,
+                "--data-dir",
+                &format!("{DATA_MOUNT}/etcd"),
+                "--listen-client-urls",
+                "http://0.0.0.0:2379",
+                "--advertise-client-urls",
+                &format!("http://{me}:2379"),
+                "--listen-peer-urls",
+                "http://0.0.0.0:2380",
+                "--initial-advertise-peer-urls",
+                &format!("http://{me}:2380"),
+                "--initial-cluster",
+                &format!("{me}=http://{me}:2380"),
+            ]
+            .map(String::from)
+            .to_vec();
+            let ports = vec![Published {
+                container: 2379,
+                host: settings.etcd_port,
+            }];
+            (command, ports, true)
+        }
+        Component::Logger => {
+            set("DEIS_DATA_DIR", format!("{DATA_MOUNT}/logger"));
+            set("DEIS_LOGGER_ADDR", "0.0.0.0:8088".into());
+            set("DEIS_SYSLOG_ADDR", "0.0.0.0:514".into());
+            set("DEIS_LOGGER_KEY", settings.logger_key.clone());
+            (deisd("logger"), Vec::new(), true)
+        }
+        Component::Controller => {
+            set("DEIS_DATA_DIR", format!("{DATA_MOUNT}/controller"));
+            set("DEIS_API_ADDR", "0.0.0.0:8000".into());
+            set("DEIS_DISCOVERY", settings.discovery.clone());
+            set(
+                "DEIS_LOGGER_URL",
+                format!(
+                    "http://{}:8088",
+                    Unit::single(Component::Logger).container_name(prefix)
+                ),
+            );
+            set("DEIS_LOGGER_KEY", settings.logger_key.clone());
+            set("DEIS_BUILDER_KEY", settings.builder_key.clone());
+            if let Some(domain) = &settings.domain {
+                set("DEIS_DOMAIN", domain.clone());
+            }
+            if let Some(mode) = &settings.registration {
+                set("DEIS_REGISTRATION", mode.clone());
+            }
+            let ports = vec![Published {
+                container: 8000,
+                host: settings.controller_port,
+            }];
+            (deisd("controller"), ports, true)
+        }
+        Component::Builder => {
+            set("DEIS_DATA_DIR", format!("{DATA_MOUNT}/builder"));
+            set("DEIS_SSH_ADDR", "0.0.0.0:2222".into());
+            set(
+                "DEIS_CONTROLLER_URL",
+                format!(
+                    "http://{}:8000",
+                    Unit::single(Component::Controller).container_name(prefix)
+                ),
+            );
+            set("DEIS_BUILDER_KEY", settings.builder_key.clone());
+            let ports = vec![Published {
+                container: 2222,
+                host: settings.builder_port,
+            }];
+            (deisd("builder"), ports, true)
+        }
+        Component::Router => {
+            set("DEIS_ROUTER_ADDR", "0.0.0.0:80".into());
+            set("DEIS_ROUTER_ADMIN_ADDR", "0.0.0.0:9090".into());
+            set("DEIS_DISCOVERY", settings.discovery.clone());
+            let n = unit.number.unwrap_or(1);
+            let host = settings
+                .router_port
+                .saturating_add(u16::try_from(n - 1).unwrap_or(u16::MAX));
+            (
+                deisd("router"),
+                vec![Published {
+                    container: 80,
+                    host,
+                }],
+                false,
+            )
+        }
+    };
+    UnitSpec {
+        unit,
+        unit_name: unit.unit_name(prefix),
+        container_name: unit.container_name(prefix),
+        command,
+        env,
+        ports,
+        data_volume,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets(v: &[&str]) -> CtlResult<Vec<String>> {
+        parse_targets(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), 2)
+            .map(|units| units.iter().map(|u| u.unit_name("deis")).collect())
+    }
+
+    #[test]
+    fn targets_expand_in_start_order() {
+        assert_eq!(
+            targets(&["platform"]).unwrap(),
+            [
+                "deis-etcd",
+                "deis-logger",
+                "deis-controller",
+                "deis-builder",
+                "deis-router@1",
+                "deis-router@2"
+            ]
+        );
+        assert_eq!(
+            targets(&["router@3", "controller"]).unwrap(),
+            ["deis-controller", "deis-router@3"]
+        );
+        assert!(targets(&["router@0"]).is_err());
+        assert!(targets(&["controller@2"]).is_err());
+        assert!(targets(&["database"]).is_err());
+        assert!(targets(&[]).is_err());
+    }
+
+    #[test]
+    fn unit_names_round_trip() {
+        for unit in [Unit::router(7), Unit::single(Component::Controller)] {
+            assert_eq!(
+                Unit::from_unit_name("deis", &unit.unit_name("deis")),
+                Some(unit)
+            );
+        }
+        assert_eq!(Unit::router(2).container_name("deis"), "deis-router.2");
+        assert_eq!(Unit::from_unit_name("deis", "deis-router"), None);
+    }
+
+    #[test]
+    fn scale_takes_routers_only() {
+        assert_eq!(parse_scale("router=3").unwrap(), 3);
+        assert!(parse_scale("controller=2").is_err());
+        assert!(parse_scale("router=0").is_err());
+        assert!(parse_scale("router").is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! The platform image, built from files on this machine (nothing is pulled): `deisd`,
+//! `etcd`, `git` (with its receive/upload helpers), `ssh-keygen` and a static busybox for
+//! `/bin/sh`, each with the shared libraries `ldd` lists, on `FROM scratch`.
+
+use crate::{CtlError, CtlResult};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The binaries the image is made of.
+#[derive(Debug, Clone)]
+pub struct ImageSource {
+    /// The `deisd` binary (built with the `etcd` feature).
+    pub deisd: PathBuf,
+    /// Other binaries copied to the same path inside the image (etcd, git, ssh-keygen),
+    /// with their libraries; missing optional ones are left out.
+    pub extras: Vec<PathBuf>,
+}
+
+impl ImageSource {
+    /// `deisd` next to the running `deisctl` (or `$DEISCTL_DEISD`), and `etcd`, `git`,
+    /// `ssh-keygen` and `busybox` from `PATH`.
+    pub fn from_environment() -> CtlResult<ImageSource> {
+        let deisd = match std::env::var_os("DEISCTL_DEISD") {
+            Some(path) => PathBuf::from(path),
+            None => std::env::current_exe()
+                .map_err(|e| CtlError(format!("finding deisctl's own path: {e}")))?
+                .with_file_name("deisd"),
+        };
+        if !deisd.is_file() {
+            return Err(CtlError(format!(
+                "{} is missing: build deisd (cargo build -p deisd --features etcd) or set DEISCTL_DEISD",
+                deisd.display()
+            )));
+        }
+        let extras = ["etcd", "git", "ssh-keygen", "busybox"]
+            .iter()
+            .filter_map(|name| which(name))
+            .collect();
+        Ok(ImageSource { deisd, extras })
+    }
+
+    /// The build context: a `Dockerfile` and `rootfs/` as a tar archive.
+    pub fn build_context(&self, prefix: &str) -> CtlResult<Vec<u8>> {
+        let mut files: BTreeSet<(PathBuf, PathBuf)> = BTreeSet::new();
+        let mut links: BTreeSet<(PathBuf, PathBuf)> = BTreeSet::new();
+        files.insert((self.deisd.clone(), PathBuf::from("/usr/local/bin/deisd")));
+        add_libraries(&self.deisd, &mut files)?;
+        for extra in &self.extras {
+            let real = std::fs::canonicalize(extra).unwrap_or_else(|_| extra.clone());
+            files.insert((real.clone(), extra.clone()));
+            add_libraries(&real, &mut files)?;
+            let name = extra.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name == "busybox" {
+                for applet in [
+                    "sh", "env", "cat", "ls", "mkdir", "rm", "tar", "gzip", "sleep",
+                ] {
+                    links.insert((extra.clone(), PathBuf::from("/bin").join(applet)));
+                }
+            }
+            if name == "git" {
+                // The helpers `git` runs for pushes and fetches, as links to itself.
+                if let Some(exec) = git_exec_path(extra) {
+                    for helper in ["git-receive-pack", "git-upload-pack", "git-upload-archive"] {
+                        links.insert((extra.clone(), exec.join(helper)));
+                    }
+                }
+                for helper in ["git-receive-pack", "git-upload-pack"] {
+                    if let Some(dir) = extra.parent() {
+                        links.insert((extra.clone(), dir.join(helper)));
+                    }
+                }
+            }
+        }
+        let dockerfile = format!(
+            "FROM scratch\nCOPY rootfs/ /\nLABEL io.deis.platform=\"{prefix}\"\nENV PATH=/usr/local/bin:/usr/bin:/bin\nENV HOME=/var/lib/deis\nWORKDIR /\n"
+        );
+        let mut archive = tar::Builder::new(Vec::new());
+        // Docker's tar reader takes no GNU sparse entries.
+        archive.sparse(false);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(dockerfile.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        archive
+            .append_data(&mut header, "Dockerfile", dockerfile.as_bytes())
+            .map_err(|e| CtlError(format!("packing the Dockerfile: {e}")))?;
+        let inside = |target: &Path| {
+            PathBuf::from("rootfs").join(target.strip_prefix("/").unwrap_or(target))
+        };
+        for (source, target) in &files {
+            archive
+                .append_path_with_name(source, inside(target))
+                .map_err(|e| CtlError(format!("packing {}: {e}", source.display())))?;
+        }
+        for (to, link) in &links {
+            if files.iter().any(|(_, t)| t == link) {
+                continue;
+            }
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            header.set_mode(0o777);
+            archive
+                .append_link(&mut header, inside(link), to)
+                .map_err(|e| CtlError(format!("packing {}: {e}", link.display())))?;
+        }
+        archive
+            .into_inner()
+            .map_err(|e| CtlError(format!("packing the image: {e}")))
+    }
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn git_exec_path(git: &Path) -> Option<PathBuf> {
+    let output = Command::new(git).arg("--exec-path").output().ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let path = PathBuf::from(text.trim());
+    path.is_absolute().then_some(path)
+}
+
+/// The shared libraries `ldd` lists for `binary` (none for a static one), each under its
+/// own path and, when `ldd` names it through a link, under that name too.
+fn add_libraries(binary: &Path, files: &mut BTreeSet<(PathBuf, PathBuf)>) -> CtlResult<()> {
+    let output = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .map_err(|e| CtlError(format!("running ldd: {e}")))?;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
+        };
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            continue;
+        };
+        let named = PathBuf::from(path);
+        let real = std::fs::canonicalize(&named).unwrap_or_else(|_| named.clone());
+        files.insert((real, named));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_holds_the_binary_its_libraries_and_a_dockerfile() {
+        let source = ImageSource {
+            deisd: which("ssh-keygen").expect("ssh-keygen on PATH"),
+            extras: Vec::new(),
+        };
+        let context = source.build_context("deis").unwrap();
+        let mut archive = tar::Archive::new(context.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(names.contains(&"Dockerfile".to_string()), "{names:?}");
+        assert!(
+            names.contains(&"rootfs/usr/local/bin/deisd".to_string()),
+            "{names:?}"
+        );
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("rootfs/lib") && n.contains("libc.so")),
+            "{names:?}"
+        );
+    }
+}

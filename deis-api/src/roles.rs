@@ -1,0 +1,284 @@
+//! The platform's parts as separate processes, for multi-host topologies (Deis v1's
+//! `deis-controller`, `deis-builder`, `deis-logger` and `deis-router@N` units). Each role
+//! is a thin composition of library pieces; `deisd --role <role>` runs one of them.
+//!
+//! - [`ControllerRole`]: the API over the store, discovery and scheduler (with the
+//!   publisher), reading logs from a remote logger ([`RemoteLogs`]) and shipping app output
+//!   and `<app>[deis-controller]` events to it.
+//! - [`BuilderRole`]: git over SSH and the build pipeline; it talks to the controller only
+//!   through the builder hooks over HTTP ([`ControllerHooks`]), with the builder key.
+//! - The logger is [`crate::logger::Logger`]; the router is `deis_router::BuiltinRouter`
+//!   with a `deis_discovery::RouteSync`.
+//!
+//! The builder hands the controller the slug's path (as the in-process platform does), so
+//! until slugs live in shared blob storage the builder and the controller must share that
+//! file system path (one host, or a shared volume mounted at the same place).
+
+use crate::client::{ControllerHooks, RemoteLogs};
+use crate::controller::{Controller, Settings};
+use crate::logs::LogSource;
+use crate::platform::{restore_apps, Backends, HttpServer, StoredLogs};
+use deis_builder::git::GitRepos;
+use deis_builder::hook::HookServer;
+use deis_builder::ssh::{host_key, SshServer};
+use deis_builder::{Builder, BuilderSettings};
+use deis_core::discovery::keys;
+use deis_core::{DynScheduler, Error, Result};
+use deis_scheduler::{LocalConfig, LocalScheduler, LogSink, Publisher, PublisherConfig};
+use deis_store::logs::{LogSettings, LogStore};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn invalid(field: &str, message: &str) -> Error {
+    Error::Invalid(deis_core::error::ValidationError::new(
+        field, "required", message,
+    ))
+}
+
+fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| {
+        Error::backend(
+            "platform",
+            std::io::Error::new(e.kind(), format!("{what}: {e}")),
+        )
+    }
+}
+
+fn built(what: &'static str) -> impl FnOnce(deis_builder::BuildError) -> Error {
+    move |e| Error::backend("builder", std::io::Error::other(format!("{what}: {e}")))
+}
+
+/// How a controller reaches its logger.
+#[derive(Clone)]
+pub struct LoggerLink {
+    /// The logger's HTTP URL, e.g. `http://10.0.0.5:8088`.
+    pub url: String,
+    /// The logger key.
+    pub key: String,
+}
+
+impl fmt::Debug for LoggerLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoggerLink")
+            .field("url", &self.url)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Where the controller listens and keeps its data.
+#[derive(Debug, Clone)]
+pub struct ControllerRoleConfig {
+    /// The data directory: the local scheduler's state (and logs when there is no logger).
+    pub data_dir: PathBuf,
+    /// The API address.
+    pub api_addr: SocketAddr,
+    /// The remote logger; `None` keeps the logs in `data_dir/logs`.
+    pub logger: Option<LoggerLink>,
+    /// The controller's settings; `builder_key` must be set, or no builder could deploy.
+    pub settings: Settings,
+}
+
+/// Where app output and platform events go: a remote logger or a local log store.
+#[derive(Debug, Clone)]
+enum Logs {
+    Remote(RemoteLogs),
+    Local(LogStore),
+}
+
+#[derive(Debug, Clone)]
+struct LocalSink(LogStore);
+
+impl LogSink for LocalSink {
+    fn line(&self, app: &str, source: &str, line: &str) {
+        self.0.append(app, source, line);
+    }
+}
+
+/// A running controller.
+#[derive(Debug)]
+pub struct ControllerRole {
+    /// The controller, for embedding programs.
+    pub controller: Arc<Controller>,
+    api: HttpServer,
+    publisher: Publisher,
+    local: Option<LocalScheduler>,
+    logs: Logs,
+}
+
+impl ControllerRole {
+    /// Starts the API, the publisher and (without a scheduler in `backends`) the local
+    /// scheduler, then brings back the apps' formations from the store.
+    pub async fn start(config: ControllerRoleConfig, backends: Backends) -> Result<ControllerRole> {
+        if config
+            .settings
+            .builder_key
+            .as_deref()
+            .is_none_or(str::is_empty)
+        {
+            return Err(invalid(
+                "builder_key",
+                "the controller needs a builder key, or no builder could deploy",
+            ));
+        }
+        let data = config.data_dir.clone();
+        tokio::fs::create_dir_all(&data)
+            .await
+            .map_err(io("creating the data directory"))?;
+        let logs = match &config.logger {
+            Some(link) => Logs::Remote(RemoteLogs::new(&link.url, &link.key)),
+            None => Logs::Local(
+                LogStore::new(LogSettings {
+                    directory: Some(data.join("logs")),
+                    ..LogSettings::default()
+                })
+                .map_err(io("opening the log directory"))?,
+            ),
+        };
+        let (source, sink): (Arc<dyn LogSource>, Arc<dyn LogSink>) = match &logs {
+            Logs::Remote(remote) => (Arc::new(remote.clone()), Arc::new(remote.clone())),
+            Logs::Local(store) => (
+                Arc::new(StoredLogs(store.clone())),
+                Arc::new(LocalSink(store.clone())),
+            ),
+        };
+        let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match backends.scheduler {
+            Some(scheduler) => (scheduler, None),
+            None => {
+                let local =
+                    LocalScheduler::with_sink(LocalConfig::new(data.join("scheduler")), sink);
+                (Arc::new(local.clone()), Some(local))
+            }
+        };
+        backends
+            .discovery
+            .put(
+                keys::PLATFORM_DOMAIN,
+                &config.settings.platform_domain,
+                None,
+            )
+            .await?;
+        let publisher = Publisher::spawn(
+            scheduler.clone(),
+            backends.discovery.clone(),
+            PublisherConfig::default(),
+        );
+        let controller = Arc::new(Controller::new(
+            backends.store,
+            scheduler,
+            backends.discovery,
+            source.clone(),
+            config.settings,
+        ));
+        let api =
+            HttpServer::start(config.api_addr, crate::http::router(controller.clone())).await?;
+        restore_apps(&controller, &publisher, source.as_ref()).await;
+        Ok(ControllerRole {
+            controller,
+            api,
+            publisher,
+            local,
+            logs,
+        })
+    }
+
+    /// The API address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.local_addr()
+    }
+
+    /// Stops the API (letting requests finish), the publisher and every app process this
+    /// controller started, then ships the last log lines.
+    pub async fn shutdown(self) {
+        self.api.shutdown(Duration::from_secs(10)).await;
+        self.publisher.shutdown().await;
+        if let Some(local) = self.local {
+            local.shutdown().await;
+        }
+        if let Logs::Remote(remote) = &self.logs {
+            remote.flush(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+/// Where the builder listens and keeps its repositories and caches.
+#[derive(Clone)]
+pub struct BuilderRoleConfig {
+    /// The data directory: repositories, build caches, slugs, the SSH host key.
+    pub data_dir: PathBuf,
+    /// The SSH address.
+    pub ssh_addr: SocketAddr,
+    /// The controller's URL, e.g. `http://10.0.0.2:8000`.
+    pub controller_url: String,
+    /// The builder key the controller expects in `X-Deis-Builder-Auth`.
+    pub builder_key: String,
+    /// Buildpack directories tried in order before the built-in procfile buildpack.
+    pub buildpacks: Vec<PathBuf>,
+}
+
+impl fmt::Debug for BuilderRoleConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuilderRoleConfig")
+            .field("data_dir", &self.data_dir)
+            .field("ssh_addr", &self.ssh_addr)
+            .field("controller_url", &self.controller_url)
+            .field("builder_key", &"<redacted>")
+            .field("buildpacks", &self.buildpacks)
+            .finish()
+    }
+}
+
+/// A running builder.
+#[derive(Debug)]
+pub struct BuilderRole {
+    ssh: SshServer,
+    _hooks: Arc<HookServer>,
+}
+
+impl BuilderRole {
+    /// Starts the hook socket and the SSH server; pushes are checked, recorded and deployed
+    /// through the controller's hooks.
+    pub async fn start(config: BuilderRoleConfig) -> Result<BuilderRole> {
+        if config.builder_key.is_empty() {
+            return Err(invalid(
+                "builder_key",
+                "the builder needs the controller's builder key",
+            ));
+        }
+        let data = config.data_dir;
+        tokio::fs::create_dir_all(&data)
+            .await
+            .map_err(io("creating the data directory"))?;
+        let controller = ControllerHooks::new(config.controller_url, config.builder_key);
+        let mut settings = BuilderSettings::new(data.join("builder"));
+        settings.buildpacks = config.buildpacks;
+        let hooks = HookServer::start(
+            data.join("builder.sock"),
+            Builder::new(settings),
+            Arc::new(controller.clone()),
+        )
+        .await
+        .map_err(built("starting the hook server"))?;
+        let repos = GitRepos::new(data.join("repos"), hooks.clone());
+        let key = host_key(&data.join("ssh_host_ed25519_key"))
+            .await
+            .map_err(built("loading the SSH host key"))?;
+        let ssh = SshServer::start(config.ssh_addr, key, repos, Arc::new(controller))
+            .await
+            .map_err(built("starting the SSH server"))?;
+        Ok(BuilderRole { ssh, _hooks: hooks })
+    }
+
+    /// The SSH address.
+    pub fn ssh_addr(&self) -> SocketAddr {
+        self.ssh.address()
+    }
+
+    /// Stops accepting connections.
+    pub async fn shutdown(self) {
+        drop(self.ssh);
+    }
+}
