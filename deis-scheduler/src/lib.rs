@@ -27,4 +27,4 @@ pub use local::{LimitEnforcement, LocalConfig, LocalScheduler};
 pub use log_sink::{LogLine, LogSink, MemoryLogSink, TracingLogSink};
 pub use publisher::{Publisher, PublisherConfig};
 #[cfg(feature = "swarm")]
-pub use swarm::{SwarmConfig, SwarmScheduler};
+pub use swarm::{SwarmConfig, SwarmEndpoints, SwarmScheduler};

@@ -18,12 +18,15 @@
 //!   (the publisher withdraws it); when the restart policy brings it back it is `up` again
 //!   once healthy.
 //! - Output of every container goes to the [`LogSink`] tagged `<app>[<type>.<num>]`.
-//! - Images are never pulled: an image missing on the engine is a clear error.
+//! - Images are never pulled: an image missing on the engine is a clear error. Slugs run
+//!   when [`DockerConfig::slug_runner`] names a stack image: the slug is added to it as
+//!   `/app` (module [`slug_image`]), once per release.
 //! - One engine is one host: placement tags (`AppSpec::tags`) are ignored.
 
 pub(crate) mod engine;
 pub(crate) mod run;
 mod shared;
+pub mod slug_image;
 
 use crate::log_sink::{LogSink, TracingLogSink};
 use crate::plan::{check_name, check_spec, plan, Slot};
@@ -77,6 +80,9 @@ pub struct DockerConfig {
     /// Run Docker's init as PID 1, so SIGTERM reaches the app (a shell or server as PID 1
     /// ignores it, and every stop would wait the whole grace).
     pub init: bool,
+    /// The stack image slugs are run on (`/bin/sh` and what the apps need): a slug release
+    /// runs as this image with the slug unpacked in `/app`. `None` refuses slugs.
+    pub slug_runner: Option<String>,
 }
 
 impl Default for DockerConfig {
@@ -97,6 +103,7 @@ impl Default for DockerConfig {
             container_port: 5000,
             bind_ip: "127.0.0.1".into(),
             init: true,
+            slug_runner: None,
         }
     }
 }
@@ -163,6 +170,17 @@ impl DockerScheduler {
 
     fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+
+    fn slug_images(&self) -> slug_image::SlugImages<'_> {
+        let shared = self.shared();
+        slug_image::SlugImages {
+            docker: &shared.docker,
+            runner: shared.config.slug_runner.as_deref(),
+            owner: &shared.config.owner,
+            name_prefix: &shared.config.name_prefix,
+            backend: "docker",
+        }
     }
 
     fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -296,6 +314,7 @@ impl Scheduler for DockerScheduler {
 
     async fn apply(&self, spec: &AppSpec) -> Result<Vec<Instance>> {
         check_spec(spec)?;
+        let spec = &*self.slug_images().resolve(spec).await?;
         let app_lock = self.app_lock(&spec.app);
         let _guard = app_lock.lock().await;
         let shared = self.shared();
@@ -470,8 +489,8 @@ impl Scheduler for DockerScheduler {
     }
 
     async fn run(&self, request: &RunRequest) -> Result<RunOutcome> {
-        let spec = &request.spec;
-        check_name("app", &spec.app)?;
+        check_name("app", &request.spec.app)?;
+        let spec = &*self.slug_images().resolve(&request.spec).await?;
         let image = image_of(spec)?.to_string();
         let shared = self.shared();
         let target = {

@@ -41,8 +41,16 @@
 //!   restarting one instance stops its container, and Swarm starts a new task in its slot
 //!   (the container must be on this engine's node).
 //! - **One-off runs** are plain containers on this engine, attached to the same network.
+//! - **Overlay endpoints** ([`SwarmEndpoints::Overlay`]): for routers that run as containers
+//!   on the overlay network (as `deisctl --engine swarm` runs them), routable types publish
+//!   no host port and a task's endpoint is its address on [`SwarmConfig::network`] with
+//!   `PORT` (read from the network's verbose inspect, which lists every task of every
+//!   node); the overlay spans the nodes, so this is the multi-host setting.
 //! - Images are never pulled by the scheduler: the image must be on the engine (on every
-//!   node of a larger swarm, or in a registry the nodes can reach).
+//!   node of a larger swarm, or in a registry the nodes can reach). Slugs run when
+//!   [`SwarmConfig::slug_runner`] names a stack image (see `docker::slug_image`); the
+//!   slug image is built on this engine, so on a larger swarm it must reach the other
+//!   nodes through a registry.
 
 mod spec;
 mod tasks;
@@ -125,6 +133,22 @@ pub struct SwarmConfig {
     pub run_output_limit: usize,
     /// Run Docker's init as PID 1 so SIGTERM reaches the app.
     pub init: bool,
+    /// What endpoints routers get for routable tasks.
+    pub endpoints: SwarmEndpoints,
+    /// The stack image slugs are run on; `None` refuses slugs.
+    pub slug_runner: Option<String>,
+}
+
+/// How routers reach the tasks of routable types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SwarmEndpoints {
+    /// `PORT` is published in host mode on a port per task; the endpoint is the task's node
+    /// address (or [`SwarmConfig::endpoint_host`]) and that port. For routers on the hosts.
+    #[default]
+    HostPort,
+    /// No host port; the endpoint is the task's address on [`SwarmConfig::network`] and
+    /// `PORT`. For routers that are containers on that overlay network.
+    Overlay,
 }
 
 impl Default for SwarmConfig {
@@ -154,6 +178,8 @@ impl Default for SwarmConfig {
             run_timeout: Duration::from_secs(1200),
             run_output_limit: 1 << 20,
             init: true,
+            endpoints: SwarmEndpoints::HostPort,
+            slug_runner: None,
         }
     }
 }
@@ -500,6 +526,17 @@ impl SwarmScheduler {
 
     fn shared(&self) -> &Shared {
         &self.inner.shared
+    }
+
+    fn slug_images(&self) -> crate::docker::slug_image::SlugImages<'_> {
+        let shared = self.shared();
+        crate::docker::slug_image::SlugImages {
+            docker: &shared.docker,
+            runner: shared.config.slug_runner.as_deref(),
+            owner: &shared.config.owner,
+            name_prefix: &shared.config.name_prefix,
+            backend: "swarm",
+        }
     }
 
     fn app_lock(&self, app: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -886,6 +923,7 @@ impl Scheduler for SwarmScheduler {
     async fn apply(&self, spec: &AppSpec) -> Result<Vec<Instance>> {
         check_spec(spec)?;
         spec::constraints(&spec.tags)?;
+        let spec = &*self.slug_images().resolve(spec).await?;
         let app_lock = self.app_lock(&spec.app);
         let _guard = app_lock.lock().await;
         let shared = self.shared();
@@ -1079,8 +1117,8 @@ impl Scheduler for SwarmScheduler {
     }
 
     async fn run(&self, request: &RunRequest) -> Result<RunOutcome> {
-        let spec = &request.spec;
-        check_name("app", &spec.app)?;
+        check_name("app", &request.spec.app)?;
+        let spec = &*self.slug_images().resolve(&request.spec).await?;
         let image = image_of(spec)?.to_string();
         self.ensure_network().await?;
         let shared = self.shared();

@@ -170,15 +170,18 @@ pub(crate) fn service_spec(config: &SwarmConfig, input: &ServiceInput<'_>) -> Re
         // such as this project's CI machine lack (connections to the VIP fail with "no
         // route to host"), and host-mode ports need no VIP.
         mode: Some(EndpointSpecModeEnum::DNSRR),
-        ports: Some(vec![EndpointPortConfig {
-            name: None,
-            protocol: Some(EndpointPortConfigProtocolEnum::TCP),
-            target_port: Some(i64::from(config.container_port)),
-            // Host mode with no fixed port: every task gets its own port on its node, which
-            // is the task's endpoint (the ingress mesh would hide the tasks behind one port).
-            published_port: None,
-            publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
-        }]),
+        // Overlay endpoints are the task addresses: nothing to publish on the hosts.
+        ports: (config.endpoints == super::SwarmEndpoints::HostPort).then(|| {
+            vec![EndpointPortConfig {
+                name: None,
+                protocol: Some(EndpointPortConfigProtocolEnum::TCP),
+                target_port: Some(i64::from(config.container_port)),
+                // Host mode with no fixed port: every task gets its own port on its node, which
+                // is the task's endpoint (the ingress mesh would hide the tasks behind one port).
+                published_port: None,
+                publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+            }]
+        }),
     });
     let monitor = nanos(config.update_monitor);
     Ok(ServiceSpec {
@@ -253,6 +256,19 @@ mod tests {
             replicas: 3,
             image: "go:v7",
         }
+    }
+
+    #[test]
+    fn overlay_endpoints_publish_no_host_port() {
+        let config = SwarmConfig {
+            endpoints: super::super::SwarmEndpoints::Overlay,
+            ..SwarmConfig::default()
+        };
+        let spec = app_spec();
+        let service = service_spec(&config, &input(&spec, "web")).unwrap();
+        let endpoint = service.endpoint_spec.unwrap();
+        assert_eq!(endpoint.mode, Some(EndpointSpecModeEnum::DNSRR));
+        assert_eq!(endpoint.ports, None);
     }
 
     #[test]

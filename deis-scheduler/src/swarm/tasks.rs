@@ -2,7 +2,7 @@
 //! tasks are (type from the service, number from the task's slot, release from the task's
 //! container labels, endpoint from the task's published host port and its node's address).
 
-use super::SwarmConfig;
+use super::{SwarmConfig, SwarmEndpoints};
 use crate::docker::engine::{map_err, LABEL_APP, LABEL_OWNER, LABEL_RELEASE, LABEL_TYPE};
 use bollard::models::{Service, Task, TaskState};
 use bollard::query_parameters::{
@@ -77,6 +77,41 @@ pub(crate) async fn node_addresses(docker: &Docker) -> Result<HashMap<String, St
         .collect())
 }
 
+/// The address of every task on the scheduler's overlay network, by task id, from the
+/// network's verbose inspect (tasks are listed as `<service>.<slot>.<task id>`). A
+/// missing network has no tasks yet.
+pub(crate) async fn overlay_addresses(
+    docker: &Docker,
+    config: &SwarmConfig,
+) -> Result<HashMap<String, String>> {
+    let options = bollard::query_parameters::InspectNetworkOptionsBuilder::new()
+        .verbose(true)
+        .scope("swarm")
+        .build();
+    let network = match docker.inspect_network(&config.network, Some(options)).await {
+        Ok(network) => network,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => return Ok(HashMap::new()),
+        Err(e) => return Err(map_err(e)),
+    };
+    Ok(network
+        .services
+        .unwrap_or_default()
+        .into_values()
+        .filter_map(|service| match service.get("Tasks") {
+            Some(serde_json::Value::Array(tasks)) => Some(tasks.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|task| {
+            let id = task.get("Name")?.as_str()?.rsplit('.').next()?.to_string();
+            let ip = task.get("EndpointIP")?.as_str()?;
+            (!ip.is_empty()).then(|| (id, ip.to_string()))
+        })
+        .collect())
+}
+
 /// Whether Swarm still wants the task to run (tasks being shut down or replaced are not
 /// instances any more).
 pub(crate) fn is_live(task: &Task) -> bool {
@@ -118,6 +153,7 @@ pub(crate) fn seen(
     services: &[Service],
     tasks: &[Task],
     nodes: &HashMap<String, String>,
+    overlay: &HashMap<String, String>,
 ) -> Vec<Seen> {
     let by_id: HashMap<&str, &Service> = services
         .iter()
@@ -144,7 +180,15 @@ pub(crate) fn seen(
             let status = task.status.as_ref();
             let observed = status.and_then(|s| s.state);
             let state = state_of(observed);
-            let endpoint = if state == InstanceState::Up && is_routable_type(&process_type) {
+            let endpoint = if state == InstanceState::Up
+                && is_routable_type(&process_type)
+                && config.endpoints == SwarmEndpoints::Overlay
+            {
+                task.id
+                    .as_ref()
+                    .and_then(|id| overlay.get(id))
+                    .map(|ip| format!("{ip}:{}", config.container_port))
+            } else if state == InstanceState::Up && is_routable_type(&process_type) {
                 let port = status
                     .and_then(|s| s.port_status.as_ref())
                     .and_then(|p| p.ports.as_ref())
@@ -206,12 +250,14 @@ pub(crate) async fn read(
 ) -> Result<(Vec<Service>, Vec<Task>, Vec<Seen>)> {
     let services = services(docker, config, app).await?;
     let tasks = tasks_of(docker, &services).await?;
-    let nodes = if config.endpoint_host.is_some() {
-        HashMap::new()
-    } else {
-        node_addresses(docker).await?
+    let (nodes, overlay) = match config.endpoints {
+        SwarmEndpoints::Overlay => (HashMap::new(), overlay_addresses(docker, config).await?),
+        SwarmEndpoints::HostPort if config.endpoint_host.is_some() => {
+            (HashMap::new(), HashMap::new())
+        }
+        SwarmEndpoints::HostPort => (node_addresses(docker).await?, HashMap::new()),
     };
-    let seen = seen(config, &services, &tasks, &nodes);
+    let seen = seen(config, &services, &tasks, &nodes, &overlay);
     Ok((services, tasks, seen))
 }
 
