@@ -73,8 +73,31 @@ pub struct Backends {
     pub store: DynStore,
     /// The discovery key space.
     pub discovery: DynDiscovery,
-    /// The scheduler; `None` runs apps as local processes.
+    /// The scheduler; `None` takes `connect_scheduler`, or runs apps as local processes.
     pub scheduler: Option<DynScheduler>,
+    /// Connects the scheduler once the platform's log sink exists, so app output reaches
+    /// `deis logs` (how `deisd` opens the Docker and Swarm schedulers).
+    pub connect_scheduler: Option<Arc<dyn SchedulerFactory>>,
+}
+
+/// Connects a scheduler whose instances' output goes to the platform's log sink.
+#[async_trait]
+pub trait SchedulerFactory: std::fmt::Debug + Send + Sync {
+    /// Connects the scheduler; app output goes to `sink`.
+    async fn connect(&self, sink: Arc<dyn LogSink>) -> Result<DynScheduler>;
+}
+
+/// The scheduler `backends` names: theirs, a connected one, or (`None`) the local one.
+pub(crate) async fn chosen_scheduler(
+    scheduler: Option<DynScheduler>,
+    factory: Option<Arc<dyn SchedulerFactory>>,
+    sink: Arc<dyn LogSink>,
+) -> Result<Option<DynScheduler>> {
+    match (scheduler, factory) {
+        (Some(scheduler), _) => Ok(Some(scheduler)),
+        (None, Some(factory)) => Ok(Some(factory.connect(sink).await?)),
+        (None, None) => Ok(None),
+    }
 }
 
 impl Backends {
@@ -84,6 +107,7 @@ impl Backends {
             store: Arc::new(deis_core::memory::MemoryStore::new()),
             discovery: Arc::new(deis_core::memory::MemoryDiscovery::new()),
             scheduler: None,
+            connect_scheduler: None,
         }
     }
 }
@@ -171,13 +195,14 @@ impl Platform {
             ..LogSettings::default()
         })
         .map_err(io("opening the log directory"))?;
-        let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match backends.scheduler {
+        let sink: Arc<dyn LogSink> = Arc::new(SchedulerLogs(logs.clone()));
+        let chosen =
+            chosen_scheduler(backends.scheduler, backends.connect_scheduler, sink.clone()).await?;
+        let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match chosen {
             Some(scheduler) => (scheduler, None),
             None => {
-                let local = LocalScheduler::with_sink(
-                    LocalConfig::new(data.join("scheduler")),
-                    Arc::new(SchedulerLogs(logs.clone())),
-                );
+                let local =
+                    LocalScheduler::with_sink(LocalConfig::new(data.join("scheduler")), sink);
                 (Arc::new(local.clone()), Some(local))
             }
         };

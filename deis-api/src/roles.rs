@@ -17,7 +17,7 @@
 use crate::client::{ControllerHooks, RemoteLogs};
 use crate::controller::{Controller, Settings};
 use crate::logs::LogSource;
-use crate::platform::{restore_apps, Backends, HttpServer, StoredLogs};
+use crate::platform::{chosen_scheduler, restore_apps, Backends, HttpServer, StoredLogs};
 use deis_builder::git::GitRepos;
 use deis_builder::hook::HookServer;
 use deis_builder::ssh::{host_key, SshServer};
@@ -145,7 +145,9 @@ impl ControllerRole {
                 Arc::new(LocalSink(store.clone())),
             ),
         };
-        let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match backends.scheduler {
+        let chosen =
+            chosen_scheduler(backends.scheduler, backends.connect_scheduler, sink.clone()).await?;
+        let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match chosen {
             Some(scheduler) => (scheduler, None),
             None => {
                 let local =

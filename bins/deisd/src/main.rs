@@ -4,9 +4,11 @@
 //!
 //! Settings come from flags, then `DEIS_*` variables, then a TOML file (`--config`), then
 //! the defaults. `--role controller|builder|logger|router` runs one part for multi-host
-//! topologies (see `deis_api::roles`): the controller reads and ships logs through a remote
+//! topologies (see `deis_api::roles`); `--scheduler docker://…` or `swarm://…` runs the
+//! apps as containers or Swarm services instead of local processes (see `scheduler`): the controller reads and ships logs through a remote
 //! logger, the builder deploys through the controller's hooks, routers follow discovery.
 
+mod scheduler;
 mod settings;
 
 use clap::Parser;
@@ -65,18 +67,11 @@ async fn open_backends(settings: &Settings) -> Result<Backends, String> {
     let discovery = deis_discovery::open_discovery(&settings.discovery)
         .await
         .map_err(|e| format!("discovery {}: {e}", settings.discovery))?;
-    let scheduler = match settings.scheduler.as_str() {
-        "local://" | "local" => None,
-        other => {
-            return Err(format!(
-                "scheduler {other}: this deisd runs apps with the local scheduler only (local://)"
-            ))
-        }
-    };
     Ok(Backends {
         store,
         discovery,
-        scheduler,
+        scheduler: None,
+        connect_scheduler: settings.scheduler_choice.factory(),
     })
 }
 
@@ -111,6 +106,7 @@ fn print_banner(settings: &Settings, platform: &Platform) {
     }
     println!("  store           {}", settings.store_display());
     println!("  discovery       {}", settings.discovery);
+    println!("  scheduler       {}", settings.scheduler);
     println!();
     println!("Next steps:");
     println!("  deis register http://{api} --username <you> --password <secret> --email <you@example.com>");
@@ -184,6 +180,7 @@ async fn run_controller(settings: Settings) -> Result<(), String> {
     }
     println!("  store           {}", settings.store_display());
     println!("  discovery       {}", settings.discovery);
+    println!("  scheduler       {}", settings.scheduler);
     shutdown_signal().await;
     println!("deisd: shutting down");
     role.shutdown().await;

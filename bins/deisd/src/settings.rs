@@ -65,7 +65,8 @@ pub struct Cli {
     /// The discovery URL: `memory://` or `etcd://host:2379,…`.
     #[arg(long, env = "DEIS_DISCOVERY")]
     pub discovery: Option<String>,
-    /// The scheduler URL: `local://`.
+    /// The scheduler URL: `local://`, `docker://[socket][?runner=<image>&bind=<ip>]` or
+    /// `swarm://[socket][?network=<overlay>&endpoints=host|overlay&runner=<image>]`.
     #[arg(long, env = "DEIS_SCHEDULER")]
     pub scheduler: Option<String>,
     /// Who may register: enabled, admin_only or disabled.
@@ -132,6 +133,7 @@ pub struct Settings {
     pub store: String,
     pub discovery: String,
     pub scheduler: String,
+    pub scheduler_choice: crate::scheduler::SchedulerChoice,
     pub registration: RegistrationMode,
     pub buildpacks: Vec<PathBuf>,
     pub logger_addr: SocketAddr,
@@ -148,6 +150,7 @@ impl std::fmt::Debug for Settings {
             .field("data_dir", &self.data_dir)
             .field("store", &self.store_display())
             .field("discovery", &self.discovery)
+            .field("scheduler", &self.scheduler)
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +225,10 @@ impl Settings {
                 })
                 .transpose()
         };
+        let scheduler = cli
+            .scheduler
+            .or(file.scheduler)
+            .unwrap_or_else(|| "local://".into());
         Ok(Settings {
             logger_addr: address(cli.logger_addr, file.logger_addr, "127.0.0.1:8088"),
             logger_url: url(cli.logger_url, file.logger_url, "logger-url")?,
@@ -246,10 +253,8 @@ impl Settings {
                 .discovery
                 .or(file.discovery)
                 .unwrap_or_else(|| "memory://".into()),
-            scheduler: cli
-                .scheduler
-                .or(file.scheduler)
-                .unwrap_or_else(|| "local://".into()),
+            scheduler_choice: crate::scheduler::SchedulerChoice::parse(&scheduler)?,
+            scheduler,
             registration,
             buildpacks,
         })

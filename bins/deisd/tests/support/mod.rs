@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -186,4 +187,220 @@ pub fn deisd(args: &[String], home: &Path) -> Daemon {
         .spawn()
         .unwrap();
     Daemon { child }
+}
+
+/// How a sample app tells its instances apart and what the path expects of it.
+pub struct SampleApp {
+    /// The sample app's directory under `examples/apps`.
+    pub dir: &'static str,
+    /// The word before the instance's identity in its answer (`port ` for processes on
+    /// one host, `instance ` for containers whose host name differs).
+    pub instance_key: &'static str,
+}
+
+/// Registers `alice`, adds a fresh SSH key, creates `demo` from `sample` and pushes it;
+/// returns the controller URL.
+pub fn register_and_push(w: &World, sample: &SampleApp) -> String {
+    let api = format!("http://127.0.0.1:{}", w.api);
+    w.deis(&[
+        "register",
+        &api,
+        "--username",
+        "alice",
+        "--password",
+        "s3cret-pw",
+        "--email",
+        "alice@example.com",
+    ]);
+    let key = w.home().join(".ssh/id_ed25519");
+    assert!(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap()
+        .success());
+    w.deis(&["keys:add", key.with_extension("pub").to_str().unwrap()]);
+
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/apps")
+        .join(sample.dir);
+    copy_dir(&source, &w.app_dir());
+    assert!(w.git(&["init", "-q", "-b", "master"]).status.success());
+    assert!(w.git(&["add", "."]).status.success());
+    assert!(w.git(&["commit", "-qm", "sample app"]).status.success());
+    let created = w.deis(&["create", "demo"]);
+    assert!(created.contains("Git remote deis added"), "{created}");
+    let push = w.git(&["push", "deis", "master"]);
+    let push_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&push.stdout),
+        String::from_utf8_lossy(&push.stderr)
+    );
+    assert!(push.status.success(), "git push failed: {push_text}");
+    assert!(push_text.contains("deployed to Deis"), "{push_text}");
+    api
+}
+
+/// The identities of the instances that answered `host`, polling up to 30 s until `want`
+/// different ones did.
+pub fn instances_answering(
+    w: &World,
+    host: &str,
+    sample: &SampleApp,
+    want: usize,
+) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < want && Instant::now() < deadline {
+        let (code, body) = w.curl(host);
+        if code == 200 {
+            if let Some(id) = body
+                .split(sample.instance_key)
+                .nth(1)
+                .and_then(|r| r.split(' ').next())
+            {
+                seen.insert(id.to_string());
+            }
+        }
+    }
+    seen
+}
+
+/// The whole path of a new user after `deisd` (or a platform) runs: register, add a key,
+/// create, push over SSH, reach the app through the router, scale to three instances that
+/// all answer, config:set as a new release, rollback, a custom domain, logs (and `logs
+/// -f`), a one-off run, a second user denied then shared with, and destroy (404).
+pub fn new_user_path(w: &World, sample: &SampleApp) {
+    let api = register_and_push(w, sample);
+
+    // It answers through the router at <app>.localhost.
+    let body = w.wait_for("demo.localhost", "the first deploy", |code, body| {
+        code == 200 && body.contains("hello from demo")
+    });
+    assert!(body.contains("v2"), "{body}");
+
+    // Three instances answer.
+    w.deis(&["scale", "web=3"]);
+    let ps = w.deis(&["ps"]);
+    assert_eq!(ps.matches(" up (v2)").count(), 3, "{ps}");
+    let seen = instances_answering(w, "demo.localhost", sample, 3);
+    assert_eq!(
+        seen.len(),
+        3,
+        "three different instances answered: {seen:?}"
+    );
+
+    // A config change is a new release the app sees; rollback brings the old value back.
+    let set = w.deis(&["config:set", "GREETING=bonjour"]);
+    assert!(set.contains("done, v3"), "{set}");
+    w.wait_for("demo.localhost", "the new config", |code, body| {
+        code == 200 && body.contains("greeting=bonjour")
+    });
+    let releases = w.deis(&["releases"]);
+    assert!(
+        releases.contains("v3") && releases.contains("alice added GREETING"),
+        "{releases}"
+    );
+    let rolled = w.deis(&["rollback", "v2"]);
+    assert!(rolled.contains("done, v4"), "{rolled}");
+    w.wait_for("demo.localhost", "the rollback", |code, body| {
+        code == 200 && body.contains("greeting=\n")
+    });
+
+    // A custom domain routes too.
+    w.deis(&["domains:add", "www.demo-example.test"]);
+    w.wait_for(
+        "www.demo-example.test",
+        "the custom domain",
+        |code, body| code == 200 && body.contains("hello from demo"),
+    );
+
+    // The app's output is in its logs; a one-off command runs.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let logs = loop {
+        let logs = w.deis(&["logs", "-n", "5000"]);
+        if logs.contains("demo[web.1]: starting on port") || Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(logs.contains("demo[web.1]: starting on port"), "{logs}");
+    assert!(
+        logs.contains("demo[deis-controller]: alice deployed"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("demo[deis-controller]: alice scaled containers web=3"),
+        "{logs}"
+    );
+    // `deis logs -f` follows live output.
+    let mut follower = Command::new(&w.deis)
+        .args(["logs", "-f", "-n", "1"])
+        .current_dir(w.app_dir())
+        .env("HOME", w.home())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut followed = false;
+    while !followed && Instant::now() < deadline {
+        w.curl_path("demo.localhost", "/followed-live");
+        while let Ok(line) = received.recv_timeout(Duration::from_millis(300)) {
+            if line.contains("/followed-live") && line.contains("demo[web.") {
+                followed = true;
+                break;
+            }
+        }
+    }
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(
+        followed,
+        "deis logs -f showed the request made while following"
+    );
+    let run = w.deis(&["run", "echo", "one-off", "$DEIS_APP"]);
+    assert!(run.contains("one-off demo"), "{run}");
+
+    // A second user is denied until the owner shares the app.
+    let bob_register = w.deis_as(
+        "bob",
+        &[
+            "register",
+            &api,
+            "--username",
+            "bob",
+            "--password",
+            "bob-pw-1",
+            "--email",
+            "bob@example.com",
+        ],
+    );
+    assert!(bob_register.status.success());
+    let denied = w.deis_as("bob", &["ps", "-a", "demo"]);
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("permission"),
+        "{denied:?}"
+    );
+    w.deis(&["perms:create", "bob"]);
+    let allowed = w.deis_as("bob", &["ps", "-a", "demo"]);
+    assert!(allowed.status.success(), "{allowed:?}");
+
+    // Destroy: the host answers 404.
+    w.deis(&["destroy", "--confirm=demo"]);
+    w.wait_for("demo.localhost", "the destroyed app", |code, _| code == 404);
 }
