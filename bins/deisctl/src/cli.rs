@@ -1,9 +1,9 @@
 //! The command line: `deisctl config …`, and the unit commands on an engine.
 
-use crate::components::{self, Component, PlatformSettings, Unit};
+use crate::components::{self, Component, PlatformSettings, Topology, Unit};
 use crate::config::{self, ConfigAction};
-use crate::engine::{DockerEngine, PlatformEngine, UnitStatus};
-use crate::image::ImageSource;
+use crate::engine::{DockerEngine, PlatformEngine, SwarmEngine, UnitStatus};
+use crate::image::{ImageSource, PostgresFiles};
 use crate::output;
 use crate::{CtlError, CtlResult};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,8 +16,20 @@ use std::time::{Duration, Instant};
 pub enum EngineKind {
     /// One Docker Engine: units are containers on a private bridge network.
     Docker,
-    /// Docker Swarm services (not yet: comes with the Swarm scheduler).
+    /// Docker Swarm services placed by node labels (control plane, etcd, router mesh, data
+    /// plane), on an overlay network; three etcd members, PostgreSQL as the store, apps as
+    /// Swarm services.
     Swarm,
+}
+
+impl EngineKind {
+    /// What `platform` is made of on this engine.
+    pub fn topology(self) -> Topology {
+        match self {
+            EngineKind::Docker => Topology::DOCKER,
+            EngineKind::Swarm => Topology::SWARM,
+        }
+    }
 }
 
 /// The operator's command line of Deis.
@@ -60,7 +72,8 @@ pub struct Args {
     /// The prefix of unit, container, network, volume and image names.
     #[arg(long, env = "DEISCTL_PREFIX", default_value = "deis", global = true)]
     pub prefix: String,
-    /// The host port (on 127.0.0.1) the etcd unit's client port is published on.
+    /// The host port the etcd unit's client port is published on (on 127.0.0.1 with
+    /// Docker; with Swarm on every etcd node, member N on this port + N - 1).
     #[arg(long, env = "DEISCTL_ETCD_PORT", default_value_t = 4001, global = true)]
     pub etcd_port: u16,
     /// What to do.
@@ -156,9 +169,13 @@ async fn connect(args: &Args) -> CtlResult<Box<dyn PlatformEngine>> {
                 DockerEngine::connect(&args.docker_socket, &args.prefix, image).await?,
             ))
         }
-        EngineKind::Swarm => Err(CtlError(
-            "--engine swarm is not available yet; use --engine docker".into(),
-        )),
+        EngineKind::Swarm => {
+            let mut image = ImageSource::from_environment()?;
+            image.postgres = Some(PostgresFiles::installed()?);
+            Ok(Box::new(
+                SwarmEngine::connect(&args.docker_socket, &args.prefix, image).await?,
+            ))
+        }
     }
 }
 
@@ -167,6 +184,7 @@ fn installed_routers(prefix: &str, units: &[UnitStatus]) -> Vec<u32> {
     units
         .iter()
         .filter_map(|u| Unit::from_unit_name(prefix, &u.unit))
+        .filter(|u| u.component == Component::Router)
         .filter_map(|u| u.number)
         .collect()
 }
@@ -179,11 +197,12 @@ fn installed_targets(
 ) -> CtlResult<Vec<Unit>> {
     let routers = installed_routers(&args.prefix, units);
     let mesh = routers.iter().copied().max().unwrap_or(0);
-    let mut parsed = components::parse_targets(targets, mesh)?;
+    let mut parsed = components::parse_targets(targets, mesh, args.engine.topology())?;
     parsed.retain(|u| {
-        u.number.is_none_or(|n| {
-            routers.contains(&n) || !targets.iter().any(|t| t == "platform" || t == "router")
-        })
+        u.component != Component::Router
+            || u.number.is_none_or(|n| {
+                routers.contains(&n) || !targets.iter().any(|t| t == "platform" || t == "router")
+            })
     });
     Ok(parsed)
 }
@@ -202,7 +221,8 @@ async fn run_units(args: &Args, engine: &dyn PlatformEngine) -> CtlResult<String
                     components::MAX_ROUTERS
                 )));
             }
-            let units = components::parse_targets(targets, *router_mesh_size)?;
+            let units =
+                components::parse_targets(targets, *router_mesh_size, args.engine.topology())?;
             install(args, engine, &units, &mut out).await?;
         }
         CommandArgs::Uninstall { targets } => {
@@ -341,15 +361,41 @@ async fn platform_settings(args: &Args) -> CtlResult<PlatformSettings> {
             "{e} (is the platform's etcd running? deisctl install etcd && deisctl start etcd)"
         ))
     })?;
+    let topology = args.engine.topology();
+    let members: Vec<String> = topology
+        .etcd_units()
+        .iter()
+        .map(|u| format!("{}:2379", u.container_name(&args.prefix)))
+        .collect();
+    let swarm = args.engine == EngineKind::Swarm;
+    let (store, scheduler, database_password, postgres_dir) = if swarm {
+        let password = setting_or_create(&discovery, "database", "password", random_key).await?;
+        let postgres = PostgresFiles::installed()?;
+        let p = &args.prefix;
+        (
+            Some(format!("postgres://deis:{password}@{p}-database:5432/deis")),
+            Some(format!(
+                "swarm:///var/run/docker.sock?network={p}&endpoints=overlay&owner={p}&prefix={p}-&runner={p}-platform:{}&constraint=node.labels.deis.data==true",
+                env!("CARGO_PKG_VERSION")
+            )),
+            password,
+            postgres.lib_dir.display().to_string(),
+        )
+    } else {
+        (None, None, String::new(), String::new())
+    };
     Ok(PlatformSettings {
         prefix: args.prefix.clone(),
-        discovery: args.platform_discovery.clone().unwrap_or_else(|| {
-            format!(
-                "etcd://{}:2379",
-                Unit::single(Component::Etcd).container_name(&args.prefix)
-            )
-        }),
+        discovery: args
+            .platform_discovery
+            .clone()
+            .unwrap_or_else(|| format!("etcd://{}", members.join(","))),
         etcd_port: args.etcd_port,
+        etcd_members: topology.etcd_members,
+        store,
+        scheduler,
+        database_password,
+        postgres_dir,
         domain: optional_setting(&discovery, "platform", "domain").await?,
         registration: optional_setting(&discovery, "controller", "registrationMode").await?,
         builder_key: setting_or_create(&discovery, "controller", "builderKey", random_key).await?,
@@ -369,31 +415,43 @@ async fn install(
     if units.is_empty() {
         return Ok(());
     }
-    engine.prepare().await?;
+    for note in engine.prepare().await? {
+        out.push_str(&note);
+        out.push('\n');
+    }
+    // etcd comes first and needs no settings: it is where they live.
+    let etcd: Vec<Unit> = units
+        .iter()
+        .copied()
+        .filter(|u| u.component == Component::Etcd)
+        .collect();
+    for unit in &etcd {
+        let bare = PlatformSettings {
+            prefix: args.prefix.clone(),
+            discovery: String::new(),
+            etcd_port: args.etcd_port,
+            etcd_members: args.engine.topology().etcd_members,
+            domain: None,
+            registration: None,
+            builder_key: String::new(),
+            logger_key: String::new(),
+            controller_port: 0,
+            builder_port: 0,
+            router_port: 0,
+            store: None,
+            scheduler: None,
+            database_password: String::new(),
+            postgres_dir: String::new(),
+        };
+        let spec = components::spec(*unit, &bare);
+        report_install(engine.install(&spec).await?, &spec.unit_name, out);
+    }
+    // The other units' settings live in it: run it now.
+    if !etcd.is_empty() && units.len() > etcd.len() {
+        start(args, engine, &etcd, out).await?;
+    }
     let mut settings: Option<PlatformSettings> = None;
-    for unit in units {
-        if unit.component == Component::Etcd {
-            // etcd comes first and needs no settings: it is where they live.
-            let bare = PlatformSettings {
-                prefix: args.prefix.clone(),
-                discovery: String::new(),
-                etcd_port: args.etcd_port,
-                domain: None,
-                registration: None,
-                builder_key: String::new(),
-                logger_key: String::new(),
-                controller_port: 0,
-                builder_port: 0,
-                router_port: 0,
-            };
-            let spec = components::spec(*unit, &bare);
-            report_install(engine.install(&spec).await?, &spec.unit_name, out);
-            // The other units' settings live in it: run it now.
-            if units.len() > 1 {
-                start(args, engine, &[*unit], out).await?;
-            }
-            continue;
-        }
+    for unit in units.iter().filter(|u| u.component != Component::Etcd) {
         if settings.is_none() {
             settings = Some(platform_settings(args).await?);
         }
@@ -418,21 +476,39 @@ async fn start(
     units: &[Unit],
     out: &mut String,
 ) -> CtlResult<()> {
-    for unit in units {
-        let name = unit.unit_name(&args.prefix);
-        engine.start(&name).await?;
-        wait_running(engine, &name).await?;
-        if unit.component == Component::Etcd {
+    let mut index = 0;
+    while index < units.len() {
+        // The members of an etcd cluster start together: none answers without a quorum.
+        let group: Vec<Unit> = if units[index].component == Component::Etcd {
+            units[index..]
+                .iter()
+                .take_while(|u| u.component == Component::Etcd)
+                .copied()
+                .collect()
+        } else {
+            vec![units[index]]
+        };
+        index += group.len();
+        for unit in &group {
+            engine.start(&unit.unit_name(&args.prefix)).await?;
+        }
+        for unit in &group {
+            wait_running(engine, &unit.unit_name(&args.prefix)).await?;
+        }
+        if group[0].component == Component::Etcd {
             wait_discovery(&args.discovery).await?;
         }
-        out.push_str(&format!("{name}: started\n"));
+        for unit in &group {
+            out.push_str(&format!("{}: started\n", unit.unit_name(&args.prefix)));
+        }
     }
     Ok(())
 }
 
 /// Waits until the unit has run for a moment; fails at once when it exits.
 async fn wait_running(engine: &dyn PlatformEngine, name: &str) -> CtlResult<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let limit = Duration::from_secs(if engine.name() == "swarm" { 90 } else { 30 });
+    let deadline = Instant::now() + limit;
     let mut running_since: Option<Instant> = None;
     loop {
         let units = engine.units().await?;
@@ -457,7 +533,8 @@ async fn wait_running(engine: &dyn PlatformEngine, name: &str) -> CtlResult<()> 
         }
         if Instant::now() > deadline {
             return Err(CtlError(format!(
-                "{name} did not start within 30 s ({state})"
+                "{name} did not start within {} s ({state})",
+                limit.as_secs()
             )));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -1,6 +1,10 @@
 //! The platform's components as Deis v1 named its units (`deis-controller`,
 //! `deis-router@1`…), the order `platform` installs and starts them in, and what each one
 //! runs: one image built from the project's binaries, a different command per component.
+//!
+//! A [`Topology`] says what `platform` means on an engine: on one Docker Engine one etcd
+//! member and the controller's SQLite store in the data volume; on Swarm three etcd
+//! members (`etcd@1`…`etcd@3`, one cluster) and PostgreSQL (`database`) as the store.
 
 use crate::{CtlError, CtlResult};
 use std::collections::BTreeMap;
@@ -9,8 +13,11 @@ use std::fmt;
 /// A platform component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Component {
-    /// One etcd member: the platform's discovery (Deis v1 ran etcd on every host).
+    /// An etcd member: the platform's discovery (Deis v1 ran etcd on every host); on Swarm
+    /// three numbered members form one cluster.
     Etcd,
+    /// PostgreSQL, the controller's store (Swarm topology).
+    Database,
     /// The logger (`deisd --role logger`).
     Logger,
     /// The controller (`deisd --role controller`).
@@ -23,8 +30,9 @@ pub enum Component {
 
 impl Component {
     /// Every component, in start order.
-    pub const ALL: [Component; 5] = [
+    pub const ALL: [Component; 6] = [
         Component::Etcd,
+        Component::Database,
         Component::Logger,
         Component::Controller,
         Component::Builder,
@@ -35,6 +43,7 @@ impl Component {
     pub fn name(self) -> &'static str {
         match self {
             Component::Etcd => "etcd",
+            Component::Database => "database",
             Component::Logger => "logger",
             Component::Controller => "controller",
             Component::Builder => "builder",
@@ -52,7 +61,8 @@ impl Component {
 pub struct Unit {
     /// The component.
     pub component: Component,
-    /// The router's number (`router@2`); `None` for single components.
+    /// The router's or etcd member's number (`router@2`, `etcd@3`); `None` for single
+    /// components.
     pub number: Option<u32>,
 }
 
@@ -82,10 +92,19 @@ impl Unit {
         }
     }
 
-    /// The container (or service) name: Docker names cannot hold `@`, so `deis-router.1`.
+    /// Etcd member `n` of a cluster.
+    pub fn etcd_member(n: u32) -> Unit {
+        Unit {
+            component: Component::Etcd,
+            number: Some(n),
+        }
+    }
+
+    /// The container (or service) name, also its host name on the platform's network:
+    /// Docker names cannot hold `@` (and Swarm service names no dots), so `deis-router-1`.
     pub fn container_name(&self, prefix: &str) -> String {
         match self.number {
-            Some(n) => format!("{prefix}-{}.{n}", self.component.name()),
+            Some(n) => format!("{prefix}-{}-{n}", self.component.name()),
             None => format!("{prefix}-{}", self.component.name()),
         }
     }
@@ -98,7 +117,10 @@ impl Unit {
             None => (rest, None),
         };
         let component = Component::parse(component)?;
-        if (component == Component::Router) != number.is_some() {
+        if number.is_some() && !matches!(component, Component::Router | Component::Etcd) {
+            return None;
+        }
+        if component == Component::Router && number.is_none() {
             return None;
         }
         Some(Unit { component, number })
@@ -117,30 +139,70 @@ impl fmt::Display for Unit {
 /// The most routers a mesh may have (Deis v1 allowed 1–255).
 pub const MAX_ROUTERS: u32 = 255;
 
+/// What `platform` is made of on an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Topology {
+    /// etcd members: 1 is the unnumbered `etcd` unit, more are `etcd@1`…`etcd@N`.
+    pub etcd_members: u32,
+    /// Whether PostgreSQL (`database`) is the controller's store.
+    pub database: bool,
+}
+
+impl Topology {
+    /// One Docker Engine: one etcd member, SQLite in the data volume.
+    pub const DOCKER: Topology = Topology {
+        etcd_members: 1,
+        database: false,
+    };
+    /// Docker Swarm: three etcd members and PostgreSQL.
+    pub const SWARM: Topology = Topology {
+        etcd_members: 3,
+        database: true,
+    };
+
+    /// The etcd units.
+    pub fn etcd_units(&self) -> Vec<Unit> {
+        if self.etcd_members <= 1 {
+            vec![Unit::single(Component::Etcd)]
+        } else {
+            (1..=self.etcd_members).map(Unit::etcd_member).collect()
+        }
+    }
+}
+
 /// Parses targets (`platform`, `controller`, `router@2`, `router` = every router of the
-/// mesh) into units in start order. `routers` is the mesh size `platform` and `router` use.
-pub fn parse_targets(targets: &[String], routers: u32) -> CtlResult<Vec<Unit>> {
+/// mesh, `etcd` = every member) into units in start order. `routers` is the mesh size
+/// `platform` and `router` use.
+pub fn parse_targets(targets: &[String], routers: u32, topology: Topology) -> CtlResult<Vec<Unit>> {
+    let expected = if topology.database {
+        "platform, etcd, etcd@N, database, logger, controller, builder, router or router@N"
+    } else {
+        "platform, etcd, logger, controller, builder, router or router@N"
+    };
     if targets.is_empty() {
-        return Err(CtlError(
-            "name a target: platform, etcd, logger, controller, builder, router or router@N".into(),
-        ));
+        return Err(CtlError(format!("name a target: {expected}")));
     }
     let mut units = Vec::new();
     for target in targets {
         match target.as_str() {
             "platform" => {
+                units.extend(topology.etcd_units());
+                if topology.database {
+                    units.push(Unit::single(Component::Database));
+                }
                 units.extend(
-                    [
-                        Component::Etcd,
-                        Component::Logger,
-                        Component::Controller,
-                        Component::Builder,
-                    ]
-                    .map(Unit::single),
+                    [Component::Logger, Component::Controller, Component::Builder]
+                        .map(Unit::single),
                 );
                 units.extend((1..=routers).map(Unit::router));
             }
             "router" | "router@*" => units.extend((1..=routers).map(Unit::router)),
+            "etcd" | "etcd@*" => units.extend(topology.etcd_units()),
+            "database" if !topology.database => {
+                return Err(CtlError(
+                    "database: PostgreSQL runs in the Swarm topology (--engine swarm); on one Docker Engine the controller keeps SQLite in the data volume".into(),
+                ))
+            }
             other => {
                 let unit = match other.split_once('@') {
                     Some(("router", n)) => match n.parse::<u32>() {
@@ -151,12 +213,26 @@ pub fn parse_targets(targets: &[String], routers: u32) -> CtlResult<Vec<Unit>> {
                             )))
                         }
                     },
-                    Some(_) => return Err(CtlError(format!("{other}: only routers are numbered"))),
+                    Some(("etcd", n)) if topology.etcd_members > 1 => match n.parse::<u32>() {
+                        Ok(n) if (1..=topology.etcd_members).contains(&n) => Unit::etcd_member(n),
+                        _ => {
+                            return Err(CtlError(format!(
+                                "{other}: an etcd member number is from 1 to {}",
+                                topology.etcd_members
+                            )))
+                        }
+                    },
+                    Some(_) => {
+                        return Err(CtlError(format!(
+                            "{other}: only routers{} are numbered",
+                            if topology.etcd_members > 1 { " and etcd members" } else { "" }
+                        )))
+                    }
                     None => match Component::parse(other) {
                         Some(c) => Unit::single(c),
                         None => {
                             return Err(CtlError(format!(
-                                "unknown target {other:?}; expected platform, etcd, logger, controller, builder, router or router@N"
+                                "unknown target {other:?}; expected {expected}"
                             )))
                         }
                     },
@@ -196,8 +272,20 @@ pub struct PlatformSettings {
     pub prefix: String,
     /// The discovery URL the components use, from inside the platform's network.
     pub discovery: String,
-    /// The host port etcd's client port is published on (on 127.0.0.1).
+    /// The host port etcd's client port is published on (on 127.0.0.1); member N of a
+    /// cluster publishes on this port + N - 1.
     pub etcd_port: u16,
+    /// How many etcd members form the cluster.
+    pub etcd_members: u32,
+    /// The controller's store URL; `None` keeps SQLite in the data volume.
+    pub store: Option<String>,
+    /// The controller's scheduler URL; `None` runs apps as processes in the controller.
+    /// A container scheduler gets the engine's socket mounted.
+    pub scheduler: Option<String>,
+    /// The database superuser's password (`database` unit).
+    pub database_password: String,
+    /// Debian's PostgreSQL directory inside the image (`/usr/lib/postgresql/<version>`).
+    pub postgres_dir: String,
     /// `/deis/platform/domain`, if set.
     pub domain: Option<String>,
     /// `/deis/controller/registrationMode`, if set.
@@ -253,7 +341,17 @@ pub struct UnitSpec {
     pub ports: Vec<Published>,
     /// Whether the shared data volume is mounted at [`DATA_MOUNT`].
     pub data_volume: bool,
+    /// A volume of the unit's own (`<prefix>-<component>`) and where it is mounted.
+    pub own_volume: Option<String>,
+    /// The user the command runs as (`uid:gid`); `None` is root.
+    pub user: Option<String>,
+    /// Whether the engine's socket is mounted at `/var/run/docker.sock` (the controller
+    /// scheduling apps as sibling containers or services).
+    pub docker_socket: bool,
 }
+
+/// Where the database keeps its cluster (its own volume).
+pub const DATABASE_MOUNT: &str = "/var/lib/postgresql";
 
 /// The spec of `unit` under `settings`.
 pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
@@ -267,7 +365,21 @@ pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
     let (command, ports, data_volume) = match unit.component {
         Component::Etcd => {
             let me = unit.container_name(prefix);
-            let command = [
+            let members: Vec<Unit> = match unit.number {
+                Some(_) => (1..=settings.etcd_members.max(1))
+                    .map(Unit::etcd_member)
+                    .collect(),
+                None => vec![unit],
+            };
+            let cluster = members
+                .iter()
+                .map(|m| {
+                    let name = m.container_name(prefix);
+                    format!("{name}=http://{name}:2380")
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut command: Vec<String> = [
                 "/usr/bin/etcd",
                 "--name",
                 &me,
@@ -282,15 +394,55 @@ pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
                 "--initial-advertise-peer-urls",
                 &format!("http://{me}:2380"),
                 "--initial-cluster",
-                &format!("{me}=http://{me}:2380"),
+                &cluster,
             ]
             .map(String::from)
             .to_vec();
+            if unit.number.is_some() {
+                command.extend(
+                    [
+                        "--initial-cluster-token",
+                        &format!("{prefix}-etcd"),
+                        "--initial-cluster-state",
+                        "new",
+                    ]
+                    .map(String::from),
+                );
+                // Each member keeps its own directory.
+                command[4] = format!("{DATA_MOUNT}/{me}");
+            }
+            let offset = unit.number.unwrap_or(1).saturating_sub(1);
             let ports = vec![Published {
                 container: 2379,
-                host: settings.etcd_port,
+                host: settings
+                    .etcd_port
+                    .saturating_add(u16::try_from(offset).unwrap_or(u16::MAX)),
             }];
             (command, ports, true)
+        }
+        Component::Database => {
+            set("TZ", "UTC".into());
+            set("POSTGRES_PASSWORD", settings.database_password.clone());
+            let bin = format!("{}/bin", settings.postgres_dir);
+            let script = format!(
+                r#"set -e
+PGDATA={DATABASE_MOUNT}/data
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  umask 077
+  printf '%s
+' "$POSTGRES_PASSWORD" > /tmp/pw
+  {bin}/initdb -D "$PGDATA" -U deis --pwfile=/tmp/pw --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C >/dev/null
+  rm -f /tmp/pw
+  echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  echo "CREATE DATABASE deis" | {bin}/postgres --single -D "$PGDATA" postgres >/dev/null
+fi
+exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/tmp"#
+            );
+            (
+                vec!["/bin/sh".into(), "-c".into(), script],
+                Vec::new(),
+                false,
+            )
         }
         Component::Logger => {
             set("DEIS_DATA_DIR", format!("{DATA_MOUNT}/logger"));
@@ -317,6 +469,12 @@ pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
             }
             if let Some(mode) = &settings.registration {
                 set("DEIS_REGISTRATION", mode.clone());
+            }
+            if let Some(store) = &settings.store {
+                set("DEIS_STORE", store.clone());
+            }
+            if let Some(scheduler) = &settings.scheduler {
+                set("DEIS_SCHEDULER", scheduler.clone());
             }
             let ports = vec![Published {
                 container: 8000,
@@ -359,6 +517,7 @@ pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
             )
         }
     };
+    let database = unit.component == Component::Database;
     UnitSpec {
         unit,
         unit_name: unit.unit_name(prefix),
@@ -367,6 +526,15 @@ pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
         env,
         ports,
         data_volume,
+        own_volume: database.then(|| DATABASE_MOUNT.to_string()),
+        user: database.then(|| {
+            format!(
+                "{}:{}",
+                crate::image::POSTGRES_UID,
+                crate::image::POSTGRES_UID
+            )
+        }),
+        docker_socket: unit.component == Component::Controller && settings.scheduler.is_some(),
     }
 }
 
@@ -375,8 +543,79 @@ mod tests {
     use super::*;
 
     fn targets(v: &[&str]) -> CtlResult<Vec<String>> {
-        parse_targets(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), 2)
-            .map(|units| units.iter().map(|u| u.unit_name("deis")).collect())
+        targets_on(v, Topology::DOCKER)
+    }
+
+    fn targets_on(v: &[&str], topology: Topology) -> CtlResult<Vec<String>> {
+        parse_targets(
+            &v.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            2,
+            topology,
+        )
+        .map(|units| units.iter().map(|u| u.unit_name("deis")).collect())
+    }
+
+    #[test]
+    fn the_swarm_platform_has_three_etcd_members_and_a_database() {
+        assert_eq!(
+            targets_on(&["platform"], Topology::SWARM).unwrap(),
+            [
+                "deis-etcd@1",
+                "deis-etcd@2",
+                "deis-etcd@3",
+                "deis-database",
+                "deis-logger",
+                "deis-controller",
+                "deis-builder",
+                "deis-router@1",
+                "deis-router@2"
+            ]
+        );
+        assert_eq!(
+            targets_on(&["etcd@2", "database"], Topology::SWARM).unwrap(),
+            ["deis-etcd@2", "deis-database"]
+        );
+        assert!(targets_on(&["etcd@4"], Topology::SWARM).is_err());
+        assert!(targets(&["database"]).is_err());
+        assert!(targets(&["etcd@1"]).is_err());
+        let settings = PlatformSettings {
+            prefix: "deis".into(),
+            discovery: "etcd://deis-etcd-1:2379".into(),
+            etcd_port: 4001,
+            etcd_members: 3,
+            domain: None,
+            registration: None,
+            builder_key: "b".into(),
+            logger_key: "l".into(),
+            controller_port: 8000,
+            builder_port: 2222,
+            router_port: 8080,
+            store: Some("postgres://deis:pw@deis-database:5432/deis".into()),
+            scheduler: Some("swarm://?network=deis&endpoints=overlay".into()),
+            database_password: "pw".into(),
+            postgres_dir: "/usr/lib/postgresql/15".into(),
+        };
+        let etcd = spec(Unit::etcd_member(2), &settings);
+        let command = etcd.command.join(" ");
+        assert!(
+            command.contains("--initial-cluster deis-etcd-1=http://deis-etcd-1:2380,deis-etcd-2=http://deis-etcd-2:2380,deis-etcd-3=http://deis-etcd-3:2380"),
+            "{command}"
+        );
+        assert!(
+            command.contains("--data-dir /var/lib/deis/deis-etcd-2"),
+            "{command}"
+        );
+        assert_eq!(etcd.ports[0].host, 4002);
+        let controller = spec(Unit::single(Component::Controller), &settings);
+        assert!(controller.docker_socket);
+        assert_eq!(
+            controller.env["DEIS_STORE"],
+            settings.store.clone().unwrap()
+        );
+        let database = spec(Unit::single(Component::Database), &settings);
+        assert_eq!(database.user.as_deref(), Some("70:70"));
+        assert_eq!(database.own_volume.as_deref(), Some(DATABASE_MOUNT));
+        assert!(database.command[2].contains("/usr/lib/postgresql/15/bin/initdb"));
     }
 
     #[test]
@@ -410,7 +649,11 @@ mod tests {
                 Some(unit)
             );
         }
-        assert_eq!(Unit::router(2).container_name("deis"), "deis-router.2");
+        assert_eq!(Unit::router(2).container_name("deis"), "deis-router-2");
+        assert_eq!(
+            Unit::from_unit_name("deis", "deis-etcd@3"),
+            Some(Unit::etcd_member(3))
+        );
         assert_eq!(Unit::from_unit_name("deis", "deis-router"), None);
     }
 

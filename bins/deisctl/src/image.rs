@@ -1,6 +1,9 @@
 //! The platform image, built from files on this machine (nothing is pulled): `deisd`,
-//! `etcd`, `git` (with its receive/upload helpers), `ssh-keygen` and a static busybox for
-//! `/bin/sh`, each with the shared libraries `ldd` lists, on `FROM scratch`.
+//! `etcd`, `git` (with its receive/upload helpers), `ssh-keygen` and a static busybox (every
+//! applet linked into `/bin`, so the image is also the slug runner apps run on), each with
+//! the shared libraries `ldd` lists, on `FROM scratch`; and, for the Swarm topology,
+//! Debian's PostgreSQL server (`postgres`, `initdb`, its modules and share directory, a
+//! `postgres` user with uid 70 owning `/var/lib/postgresql`).
 
 use crate::{CtlError, CtlResult};
 use std::collections::BTreeSet;
@@ -15,6 +18,59 @@ pub struct ImageSource {
     /// Other binaries copied to the same path inside the image (etcd, git, ssh-keygen),
     /// with their libraries; missing optional ones are left out.
     pub extras: Vec<PathBuf>,
+    /// Debian's PostgreSQL (`/usr/lib/postgresql/<version>`), when the image must run the
+    /// platform's database.
+    pub postgres: Option<PostgresFiles>,
+}
+
+/// Where Debian keeps one PostgreSQL version's server.
+#[derive(Debug, Clone)]
+pub struct PostgresFiles {
+    /// `/usr/lib/postgresql/<version>`: `bin/` and `lib/`.
+    pub lib_dir: PathBuf,
+    /// `/usr/share/postgresql/<version>`.
+    pub share_dir: PathBuf,
+}
+
+/// The uid and gid of the `postgres` user inside the image.
+pub const POSTGRES_UID: u64 = 70;
+
+impl PostgresFiles {
+    /// The newest PostgreSQL server installed (`apt-get install postgresql`).
+    pub fn installed() -> CtlResult<PostgresFiles> {
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .map_err(|e| {
+                CtlError(format!(
+                    "PostgreSQL is not installed (/usr/lib/postgresql: {e}); apt-get install postgresql"
+                ))
+            })?
+            .filter_map(|entry| {
+                let path = entry.ok()?.path();
+                let version = path.file_name()?.to_str()?.parse().ok()?;
+                path.join("bin/postgres").is_file().then_some((version, path))
+            })
+            .collect();
+        versions.sort();
+        let (version, lib_dir) = versions.pop().ok_or_else(|| {
+            CtlError(
+                "no PostgreSQL server under /usr/lib/postgresql; apt-get install postgresql".into(),
+            )
+        })?;
+        Ok(PostgresFiles {
+            lib_dir,
+            share_dir: PathBuf::from(format!("/usr/share/postgresql/{version}")),
+        })
+    }
+
+    /// The server binary inside the image.
+    pub fn postgres(&self) -> PathBuf {
+        self.lib_dir.join("bin/postgres")
+    }
+
+    /// `initdb` inside the image.
+    pub fn initdb(&self) -> PathBuf {
+        self.lib_dir.join("bin/initdb")
+    }
 }
 
 impl ImageSource {
@@ -37,7 +93,11 @@ impl ImageSource {
             .iter()
             .filter_map(|name| which(name))
             .collect();
-        Ok(ImageSource { deisd, extras })
+        Ok(ImageSource {
+            deisd,
+            extras,
+            postgres: None,
+        })
     }
 
     /// The build context: a `Dockerfile` and `rootfs/` as a tar archive.
@@ -52,9 +112,7 @@ impl ImageSource {
             add_libraries(&real, &mut files)?;
             let name = extra.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if name == "busybox" {
-                for applet in [
-                    "sh", "env", "cat", "ls", "mkdir", "rm", "tar", "gzip", "sleep",
-                ] {
+                for applet in busybox_applets(extra) {
                     links.insert((extra.clone(), PathBuf::from("/bin").join(applet)));
                 }
             }
@@ -69,6 +127,33 @@ impl ImageSource {
                     if let Some(dir) = extra.parent() {
                         links.insert((extra.clone(), dir.join(helper)));
                     }
+                }
+            }
+        }
+        let mut trees: Vec<(PathBuf, PathBuf)> = Vec::new();
+        if let Some(pg) = &self.postgres {
+            for binary in [pg.postgres(), pg.initdb()] {
+                files.insert((binary.clone(), binary.clone()));
+                add_libraries(&binary, &mut files)?;
+            }
+            // The server's modules (plpgsql, snowball dictionaries, encodings…), not the
+            // JIT bitcode.
+            let modules = pg.lib_dir.join("lib");
+            for entry in std::fs::read_dir(&modules)
+                .map_err(|e| CtlError(format!("reading {}: {e}", modules.display())))?
+                .flatten()
+            {
+                let path = entry.path();
+                if path.extension().is_some_and(|e| e == "so") {
+                    files.insert((path.clone(), path));
+                }
+            }
+            trees.push((pg.share_dir.clone(), pg.share_dir.clone()));
+            for zone in ["/usr/share/zoneinfo/UTC", "/usr/share/zoneinfo/Etc/UTC"] {
+                let zone = PathBuf::from(zone);
+                if zone.is_file() {
+                    let real = std::fs::canonicalize(&zone).unwrap_or_else(|_| zone.clone());
+                    files.insert((real, zone));
                 }
             }
         }
@@ -93,6 +178,48 @@ impl ImageSource {
                 .append_path_with_name(source, inside(target))
                 .map_err(|e| CtlError(format!("packing {}: {e}", source.display())))?;
         }
+        for (source, target) in &trees {
+            archive
+                .append_dir_all(inside(target), source)
+                .map_err(|e| CtlError(format!("packing {}: {e}", source.display())))?;
+        }
+        if self.postgres.is_some() {
+            let passwd = format!(
+                "root:x:0:0:root:/root:/bin/sh\npostgres:x:{POSTGRES_UID}:{POSTGRES_UID}:PostgreSQL:/var/lib/postgresql:/bin/sh\n"
+            );
+            let group = format!("root:x:0:\npostgres:x:{POSTGRES_UID}:\n");
+            for (path, text) in [("rootfs/etc/passwd", passwd), ("rootfs/etc/group", group)] {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(text.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                archive
+                    .append_data(&mut header, path, text.as_bytes())
+                    .map_err(|e| CtlError(format!("packing {path}: {e}")))?;
+            }
+            // The database's home, owned by postgres: a fresh volume mounted there takes
+            // this ownership.
+            for dir in ["rootfs/var/lib/postgresql", "rootfs/tmp"] {
+                let mut header = tar::Header::new_gnu();
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_mode(if dir.ends_with("tmp") { 0o1777 } else { 0o700 });
+                header.set_uid(if dir.ends_with("tmp") {
+                    0
+                } else {
+                    POSTGRES_UID
+                });
+                header.set_gid(if dir.ends_with("tmp") {
+                    0
+                } else {
+                    POSTGRES_UID
+                });
+                header.set_cksum();
+                archive
+                    .append_data(&mut header, dir, std::io::empty())
+                    .map_err(|e| CtlError(format!("packing {dir}: {e}")))?;
+            }
+        }
         for (to, link) in &links {
             if files.iter().any(|(_, t)| t == link) {
                 continue;
@@ -109,6 +236,29 @@ impl ImageSource {
             .into_inner()
             .map_err(|e| CtlError(format!("packing the image: {e}")))
     }
+}
+
+/// The applets `busybox --list` names (a few basic ones if it cannot say).
+fn busybox_applets(busybox: &Path) -> Vec<String> {
+    let listed = Command::new(busybox)
+        .arg("--list")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+        .unwrap_or_default();
+    let mut applets: Vec<String> = listed
+        .split_whitespace()
+        .filter(|a| *a != "busybox" && !a.contains('/'))
+        .map(String::from)
+        .collect();
+    if applets.is_empty() {
+        applets = [
+            "sh", "env", "cat", "ls", "mkdir", "rm", "tar", "gzip", "sleep",
+        ]
+        .map(String::from)
+        .to_vec();
+    }
+    applets
 }
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -159,6 +309,7 @@ mod tests {
         let source = ImageSource {
             deisd: which("ssh-keygen").expect("ssh-keygen on PATH"),
             extras: Vec::new(),
+            postgres: None,
         };
         let context = source.build_context("deis").unwrap();
         let mut archive = tar::Archive::new(context.as_slice());

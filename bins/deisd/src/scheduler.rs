@@ -10,7 +10,8 @@
 //! - swarm: `network=<overlay network>` (`deis`), `endpoints=host|overlay` (host: per-task
 //!   host ports on the node address, for routers on the hosts; overlay: task addresses on
 //!   the network, for routers that are containers on it), `endpoint_host=<host>` (host mode:
-//!   the address put in endpoints instead of the node's).
+//!   the address put in endpoints instead of the node's), `constraint=<expr>` (repeatable:
+//!   placement every app service gets, e.g. `node.labels.deis.data==true`).
 
 use async_trait::async_trait;
 use deis_api::platform::SchedulerFactory;
@@ -55,6 +56,7 @@ pub struct SwarmChoice {
     overlay: bool,
     endpoint_host: Option<String>,
     runner: Option<String>,
+    placement: Vec<String>,
 }
 
 /// The options common to both container schedulers, taken out of the query.
@@ -148,7 +150,11 @@ impl SchedulerChoice {
             }
             #[cfg(feature = "swarm")]
             "swarm" => {
-                let (c, rest) = common(&url, text, &["network", "endpoints", "endpoint_host"])?;
+                let (c, rest) = common(
+                    &url,
+                    text,
+                    &["network", "endpoints", "endpoint_host", "constraint"],
+                )?;
                 let mut choice = SwarmChoice {
                     socket: c.socket,
                     owner: c.owner,
@@ -158,6 +164,7 @@ impl SchedulerChoice {
                     overlay: false,
                     endpoint_host: None,
                     runner: c.runner,
+                    placement: Vec::new(),
                 };
                 for (key, value) in rest {
                     match key.as_str() {
@@ -250,6 +257,7 @@ impl SchedulerFactory for SwarmChoice {
             },
             endpoint_host: self.endpoint_host.clone(),
             slug_runner: self.runner.clone(),
+            placement: self.placement.clone(),
             ..deis_scheduler::SwarmConfig::default()
         };
         Ok(Arc::new(
@@ -295,7 +303,9 @@ mod tests {
     #[test]
     fn swarm_takes_network_and_endpoint_mode() {
         let SchedulerChoice::Swarm(s) =
-            SchedulerChoice::parse("swarm://?network=deis-net&endpoints=overlay&runner=stack:1")
+            SchedulerChoice::parse(
+                "swarm://?network=deis-net&endpoints=overlay&runner=stack:1&constraint=node.labels.deis.data%3D%3Dtrue",
+            )
                 .unwrap()
         else {
             panic!("not swarm")
@@ -303,6 +313,7 @@ mod tests {
         assert_eq!(s.socket, "/var/run/docker.sock");
         assert_eq!(s.network, "deis-net");
         assert!(s.overlay);
+        assert_eq!(s.placement, ["node.labels.deis.data==true"]);
         let SchedulerChoice::Swarm(s) =
             SchedulerChoice::parse("swarm:///var/run/docker.sock").unwrap()
         else {
@@ -321,6 +332,7 @@ mod tests {
             "docker://?network=x",
             "swarm://?endpoints=vip",
             "swarm://?port=0",
+            "swarm://?constraint=anywhere",
             "swarm://?endpoints=overlay&endpoint_host=1.2.3.4",
             "not a url",
         ] {

@@ -137,6 +137,9 @@ pub struct SwarmConfig {
     pub endpoints: SwarmEndpoints,
     /// The stack image slugs are run on; `None` refuses slugs.
     pub slug_runner: Option<String>,
+    /// Placement constraints every app service gets besides its tags' (Deis's data plane:
+    /// `node.labels.deis.data==true`).
+    pub placement: Vec<String>,
 }
 
 /// How routers reach the tasks of routable types.
@@ -180,6 +183,7 @@ impl Default for SwarmConfig {
             init: true,
             endpoints: SwarmEndpoints::HostPort,
             slug_runner: None,
+            placement: Vec::new(),
         }
     }
 }

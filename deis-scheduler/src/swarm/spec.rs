@@ -163,7 +163,8 @@ pub(crate) fn service_spec(config: &SwarmConfig, input: &ServiceInput<'_>) -> Re
         }),
         ..Default::default()
     };
-    let constraints = constraints(&spec.tags)?;
+    let mut constraints = constraints(&spec.tags)?;
+    constraints.extend(config.placement.iter().cloned());
     let endpoint_spec = routable.then(|| EndpointSpec {
         // DNS round robin, not a virtual IP: the service name resolves to the task
         // addresses on the overlay network. A VIP needs IPVS in the kernel, which hosts

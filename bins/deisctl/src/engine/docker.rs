@@ -33,9 +33,10 @@ pub struct DockerEngine {
     docker: Docker,
     prefix: String,
     image: ImageSource,
+    socket: String,
 }
 
-fn failed(what: &str) -> impl FnOnce(BollardError) -> CtlError + '_ {
+pub(crate) fn failed(what: &str) -> impl FnOnce(BollardError) -> CtlError + '_ {
     move |e| {
         let message = match e {
             BollardError::DockerResponseServerError { message, .. } => message,
@@ -45,7 +46,7 @@ fn failed(what: &str) -> impl FnOnce(BollardError) -> CtlError + '_ {
     }
 }
 
-fn status_code(e: &BollardError) -> Option<u16> {
+pub(crate) fn status_code(e: &BollardError) -> Option<u16> {
     match e {
         BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
@@ -66,6 +67,7 @@ impl DockerEngine {
             docker,
             prefix: prefix.to_string(),
             image,
+            socket: socket.to_string(),
         })
     }
 
@@ -105,29 +107,36 @@ impl DockerEngine {
     }
 
     async fn build_image(&self) -> CtlResult<()> {
-        let tag = self.image_tag();
-        if self.docker.inspect_image(&tag).await.is_ok() {
-            return Ok(());
-        }
-        let context = self.image.build_context(&self.prefix)?;
-        let options = BuildImageOptionsBuilder::new()
-            .t(&tag)
-            .rm(true)
-            .forcerm(true)
-            .build();
-        let mut stream =
-            self.docker
-                .build_image(options, None, Some(bollard::body_full(context.into())));
-        while let Some(item) = stream.next().await {
-            let info = item.map_err(failed("building the platform image"))?;
-            if let Some(error) = info.error_detail.and_then(|d| d.message) {
-                return Err(CtlError(format!(
-                    "docker: building the platform image: {error}"
-                )));
-            }
-        }
-        Ok(())
+        build_platform_image(&self.docker, &self.image_tag(), &self.image, &self.prefix).await
     }
+}
+
+/// Builds the platform image `tag` from `image` unless the engine has it.
+pub(crate) async fn build_platform_image(
+    docker: &Docker,
+    tag: &str,
+    image: &ImageSource,
+    prefix: &str,
+) -> CtlResult<()> {
+    if docker.inspect_image(tag).await.is_ok() {
+        return Ok(());
+    }
+    let context = image.build_context(prefix)?;
+    let options = BuildImageOptionsBuilder::new()
+        .t(tag)
+        .rm(true)
+        .forcerm(true)
+        .build();
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(failed("building the platform image"))?;
+        if let Some(error) = info.error_detail.and_then(|d| d.message) {
+            return Err(CtlError(format!(
+                "docker: building the platform image: {error}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -136,7 +145,7 @@ impl PlatformEngine for DockerEngine {
         "docker"
     }
 
-    async fn prepare(&self) -> CtlResult<()> {
+    async fn prepare(&self) -> CtlResult<Vec<String>> {
         self.build_image().await?;
         if self
             .docker
@@ -174,7 +183,7 @@ impl PlatformEngine for DockerEngine {
             })
             .await
             .map_err(failed("creating the data volume"))?;
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn install(&self, spec: &UnitSpec) -> CtlResult<bool> {
@@ -202,19 +211,38 @@ impl PlatformEngine for DockerEngine {
                 }]),
             );
         }
-        let mounts = spec.data_volume.then(|| {
-            vec![Mount {
+        let mut mounts = Vec::new();
+        if spec.data_volume {
+            mounts.push(Mount {
                 target: Some(DATA_MOUNT.into()),
                 source: Some(self.volume()),
                 typ: Some(MountType::VOLUME),
                 ..Default::default()
-            }]
-        });
+            });
+        }
+        if let Some(target) = &spec.own_volume {
+            mounts.push(Mount {
+                target: Some(target.clone()),
+                source: Some(format!("{}-{}", self.prefix, spec.unit.component.name())),
+                typ: Some(MountType::VOLUME),
+                ..Default::default()
+            });
+        }
+        if spec.docker_socket {
+            mounts.push(Mount {
+                target: Some("/var/run/docker.sock".into()),
+                source: Some(self.socket.clone()),
+                typ: Some(MountType::BIND),
+                ..Default::default()
+            });
+        }
+        let mounts = (!mounts.is_empty()).then_some(mounts);
         let body = ContainerCreateBody {
             image: Some(self.image_tag()),
             cmd: Some(spec.command.clone()),
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels),
+            user: spec.user.clone(),
             exposed_ports: Some(exposed),
             hostname: Some(spec.container_name.clone()),
             host_config: Some(HostConfig {

@@ -1,12 +1,14 @@
 //! The container engines the platform's components run on. [`PlatformEngine`] is what
 //! `deisctl` needs from one: shared resources (image, private network, data volume), and
 //! per unit install (create), start, stop, uninstall (remove) and status. [`DockerEngine`]
-//! runs units as containers of one Docker Engine; a Swarm backend (services with placement
-//! constraints, an overlay network) implements the same trait.
+//! runs units as containers of one Docker Engine; [`SwarmEngine`] runs them as Swarm
+//! services placed by node labels on an overlay network.
 
 mod docker;
+mod swarm;
 
 pub use docker::DockerEngine;
+pub use swarm::{plane_of, SwarmEngine, PLANE_LABELS};
 
 use crate::components::UnitSpec;
 use crate::CtlResult;
@@ -30,10 +32,11 @@ pub struct UnitStatus {
 /// An engine that runs the platform's components.
 #[async_trait]
 pub trait PlatformEngine: std::fmt::Debug + Send + Sync {
-    /// The engine's name (`docker`).
+    /// The engine's name (`docker`, `swarm`).
     fn name(&self) -> &'static str;
-    /// Makes sure the image, the private network and the data volume exist.
-    async fn prepare(&self) -> CtlResult<()>;
+    /// Makes sure the image, the private network and the data volumes exist; returns what
+    /// it did that the operator should know (nodes it labelled).
+    async fn prepare(&self) -> CtlResult<Vec<String>>;
     /// Creates the unit without starting it; `false` when it was already installed.
     async fn install(&self, spec: &UnitSpec) -> CtlResult<bool>;
     /// Starts an installed unit (nothing to do when it runs).
