@@ -429,8 +429,7 @@ pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
 PGDATA={DATABASE_MOUNT}/data
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   umask 077
-  printf '%s
-' "$POSTGRES_PASSWORD" > /tmp/pw
+  printf '%s\n' "$POSTGRES_PASSWORD" > /tmp/pw
   {bin}/initdb -D "$PGDATA" -U deis --pwfile=/tmp/pw --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C >/dev/null
   rm -f /tmp/pw
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
@@ -438,8 +437,15 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories=/tmp"#
             );
+            set("DEIS_DATABASE_SCRIPT", script);
+            // The volume's root belongs to root until the first start hands it to postgres,
+            // which refuses to run as root.
+            let uid = crate::image::POSTGRES_UID;
+            let command = format!(
+                "chown {uid}:{uid} {DATABASE_MOUNT} && chmod 700 {DATABASE_MOUNT} && exec su -s /bin/sh postgres -c \"$DEIS_DATABASE_SCRIPT\""
+            );
             (
-                vec!["/bin/sh".into(), "-c".into(), script],
+                vec!["/bin/sh".into(), "-c".into(), command],
                 Vec::new(),
                 false,
             )
@@ -527,13 +533,7 @@ exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_director
         ports,
         data_volume,
         own_volume: database.then(|| DATABASE_MOUNT.to_string()),
-        user: database.then(|| {
-            format!(
-                "{}:{}",
-                crate::image::POSTGRES_UID,
-                crate::image::POSTGRES_UID
-            )
-        }),
+        user: None,
         docker_socket: unit.component == Component::Controller && settings.scheduler.is_some(),
     }
 }
@@ -613,9 +613,9 @@ mod tests {
             settings.store.clone().unwrap()
         );
         let database = spec(Unit::single(Component::Database), &settings);
-        assert_eq!(database.user.as_deref(), Some("70:70"));
         assert_eq!(database.own_volume.as_deref(), Some(DATABASE_MOUNT));
-        assert!(database.command[2].contains("/usr/lib/postgresql/15/bin/initdb"));
+        assert!(database.command[2].contains("su -s /bin/sh postgres"));
+        assert!(database.env["DEIS_DATABASE_SCRIPT"].contains("/usr/lib/postgresql/15/bin/initdb"));
     }
 
     #[test]

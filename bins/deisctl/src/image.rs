@@ -1,7 +1,8 @@
 //! The platform image, built from files on this machine (nothing is pulled): `deisd`,
-//! `etcd`, `git` (with its receive/upload helpers), `ssh-keygen` and a static busybox (every
-//! applet linked into `/bin`, so the image is also the slug runner apps run on), each with
-//! the shared libraries `ldd` lists, on `FROM scratch`; and, for the Swarm topology,
+//! `etcd`, `git` (with its receive/upload helpers), `ssh-keygen`, `curl` (the builder's git
+//! hooks call it) and a static busybox (every applet linked into `/bin`, so the image is
+//! also the slug runner apps run on), each with the shared libraries `ldd` lists, on
+//! `FROM scratch`; and, for the Swarm topology,
 //! Debian's PostgreSQL server (`postgres`, `initdb`, its modules and share directory, a
 //! `postgres` user with uid 70 owning `/var/lib/postgresql`).
 
@@ -15,7 +16,7 @@ use std::process::Command;
 pub struct ImageSource {
     /// The `deisd` binary (built with the `etcd` feature).
     pub deisd: PathBuf,
-    /// Other binaries copied to the same path inside the image (etcd, git, ssh-keygen),
+    /// Other binaries copied to the same path inside the image (etcd, git, ssh-keygen, curl),
     /// with their libraries; missing optional ones are left out.
     pub extras: Vec<PathBuf>,
     /// Debian's PostgreSQL (`/usr/lib/postgresql/<version>`), when the image must run the
@@ -89,7 +90,7 @@ impl ImageSource {
                 deisd.display()
             )));
         }
-        let extras = ["etcd", "git", "ssh-keygen", "busybox"]
+        let extras = ["etcd", "git", "ssh-keygen", "curl", "busybox"]
             .iter()
             .filter_map(|name| which(name))
             .collect();

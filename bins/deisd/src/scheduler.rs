@@ -181,6 +181,14 @@ impl SchedulerChoice {
                             }
                         }
                         "endpoint_host" if !value.is_empty() => choice.endpoint_host = Some(value),
+                        "constraint" if value.contains("==") || value.contains("!=") => {
+                            choice.placement.push(value)
+                        }
+                        "constraint" => {
+                            return Err(format!(
+                                "--scheduler {text}: constraint={value}: expected <key>==<value> or <key>!=<value>"
+                            ))
+                        }
                         _ => return Err(format!("--scheduler {text}: {key} is empty")),
                     }
                 }

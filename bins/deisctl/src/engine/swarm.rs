@@ -51,7 +51,8 @@ pub const PLANE_LABELS: [&str; 4] = ["deis.control", "deis.etcd", "deis.router",
 
 /// The placement constraint that keeps a stopped global service off every node.
 fn stopped_constraint(unit: &str) -> String {
-    format!("node.labels.io.deis.stopped=={unit}")
+    // Constraint values take no `@`.
+    format!("node.labels.io.deis.stopped=={}", unit.replace('@', "-"))
 }
 
 /// The plane label a component runs on.

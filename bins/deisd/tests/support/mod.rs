@@ -271,6 +271,12 @@ pub fn instances_answering(
 /// all answer, config:set as a new release, rollback, a custom domain, logs (and `logs
 /// -f`), a one-off run, a second user denied then shared with, and destroy (404).
 pub fn new_user_path(w: &World, sample: &SampleApp) {
+    new_user_path_with(w, sample, |_| {});
+}
+
+/// [`new_user_path`] with `before_destroy` run while the app is up (three web instances,
+/// release v4, shared with bob), just before it is destroyed.
+pub fn new_user_path_with(w: &World, sample: &SampleApp, before_destroy: impl FnOnce(&World)) {
     let api = register_and_push(w, sample);
 
     // It answers through the router at <app>.localhost.
@@ -399,6 +405,8 @@ pub fn new_user_path(w: &World, sample: &SampleApp) {
     w.deis(&["perms:create", "bob"]);
     let allowed = w.deis_as("bob", &["ps", "-a", "demo"]);
     assert!(allowed.status.success(), "{allowed:?}");
+
+    before_destroy(w);
 
     // Destroy: the host answers 404.
     w.deis(&["destroy", "--confirm=demo"]);

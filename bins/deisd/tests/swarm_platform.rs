@@ -1,0 +1,516 @@
+//! The multi-host topology on this machine's Docker Swarm (one node, as scripts/test sets it
+//! up), stood up by `deisctl --engine swarm install platform` / `start platform`: three etcd
+//! members, PostgreSQL, the logger, the controller (scheduling apps as Swarm services on
+//! the overlay network), the builder and two router meshes, each a Swarm service placed by
+//! node labels. A new user's whole path runs against it, and then the fault tests, each
+//! bounded in time and measured (the numbers are printed as `recovery:` lines):
+//!
+//! - one etcd member stopped: routing and deploys go on;
+//! - every etcd member stopped: the routers keep serving their last table; when etcd comes
+//!   back a deploy is routed with no manual step;
+//! - a router killed: the other mesh keeps serving, Swarm replaces the killed one;
+//! - the controller killed in the middle of a deploy: on restart the release is there once
+//!   and runs (the deploy completes), no release is lost or duplicated;
+//! - an app container killed: Swarm replaces it and it is routable again.
+//!
+//! Everything the test made (services, containers, network, volumes, images, the node
+//! labels it added) is removed at the end, pass or fail.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::{deis_binary, free_port, wait_http, SampleApp, World};
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+/// Three free ports in a row (etcd members publish their client ports side by side).
+fn free_port_run(count: u16) -> u16 {
+    loop {
+        let base = free_port();
+        if base > u16::MAX - count {
+            continue;
+        }
+        let all_free =
+            (0..count).all(|i| std::net::TcpListener::bind(("0.0.0.0", base + i)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+}
+
+/// One platform on the swarm under a unique prefix.
+struct Platform {
+    prefix: String,
+    etcd_port: u16,
+    labelled_nodes: bool,
+}
+
+impl Platform {
+    fn discovery(&self) -> String {
+        let p = self.etcd_port;
+        format!(
+            "etcd://127.0.0.1:{p},127.0.0.1:{},127.0.0.1:{}",
+            p + 1,
+            p + 2
+        )
+    }
+
+    fn deisctl(&self, args: &[&str]) -> Output {
+        let deisd = PathBuf::from(env!("CARGO_BIN_EXE_deisd"));
+        let deisctl = deisd.with_file_name("deisctl");
+        assert!(
+            deisctl.is_file(),
+            "{} is missing: build the workspace (cargo build --bins --features etcd)",
+            deisctl.display()
+        );
+        Command::new(deisctl)
+            .args(["--engine", "swarm", "--prefix", &self.prefix])
+            .args(["--etcd-port", &self.etcd_port.to_string()])
+            .args(["--discovery", &self.discovery()])
+            .args(args)
+            .env("DEISCTL_DEISD", &deisd)
+            .output()
+            .unwrap()
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.deisctl(args);
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "deisctl {args:?} failed: {}{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// The container of the running task of service `service`.
+    fn task_container(&self, service: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = docker(&[
+                "ps",
+                "-q",
+                "--filter",
+                &format!("label=com.docker.swarm.service.name={service}"),
+            ]);
+            if let Some(id) = found.split_whitespace().next() {
+                return id.to_string();
+            }
+            assert!(Instant::now() < deadline, "no running task of {service}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let p = self.prefix.clone();
+        let _ = self.deisctl(&["uninstall", "platform"]);
+        for label in [
+            format!("label=io.deis.platform={p}"),
+            format!("label=io.deis.owner={p}"),
+        ] {
+            for service in docker(&["service", "ls", "-q", "--filter", &label]).split_whitespace() {
+                docker(&["service", "rm", service]);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let leftovers = || {
+            let mut ids = docker(&[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=io.deis.platform={p}"),
+            ]);
+            ids.push_str(&docker(&[
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=io.deis.owner={p}"),
+            ]));
+            ids
+        };
+        while !leftovers().trim().is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        for id in leftovers().split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+        docker(&["network", "rm", &p]);
+        docker(&[
+            "volume",
+            "rm",
+            "-f",
+            &format!("{p}-data"),
+            &format!("{p}-database"),
+        ]);
+        for image in docker(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("label=io.deis.owner={p}"),
+        ])
+        .split_whitespace()
+        {
+            docker(&["rmi", "-f", image]);
+        }
+        docker(&[
+            "rmi",
+            "-f",
+            &format!("{p}-platform:{}", env!("CARGO_PKG_VERSION")),
+        ]);
+        if self.labelled_nodes {
+            for node in docker(&["node", "ls", "-q"]).split_whitespace() {
+                for label in ["deis.control", "deis.etcd", "deis.router", "deis.data"] {
+                    docker(&["node", "update", "--label-rm", label, node]);
+                }
+            }
+        }
+    }
+}
+
+const SHELL_WEB: SampleApp = SampleApp {
+    dir: "shell-web",
+    instance_key: "instance ",
+};
+
+/// Polls `check` every 100 ms for at most `limit`; the time it took, or a panic naming
+/// `what`.
+fn measure(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = started.elapsed();
+    eprintln!("recovery: {what}: {} ms", took.as_millis());
+    took
+}
+
+fn serves(w: &World, host: &str, port: u16, needle: &str) -> bool {
+    let output = Command::new("curl")
+        .args(["-s", "-m", "2", "-H"])
+        .arg(format!("Host: {host}"))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    let _ = w;
+    String::from_utf8_lossy(&output.stdout).contains(needle)
+}
+
+/// Asserts that every request for `duration` through `port` is answered by the app.
+fn keeps_serving(w: &World, port: u16, duration: Duration, what: &str) {
+    let until = Instant::now() + duration;
+    let mut answered = 0;
+    while Instant::now() < until {
+        assert!(
+            serves(w, "demo.localhost", port, "hello from demo"),
+            "{what}: the router on {port} stopped serving after {answered} answers"
+        );
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("{what}: {answered} requests through router port {port}, all answered");
+}
+
+fn etcd_healthy(port: u16) -> bool {
+    Command::new("curl")
+        .args(["-sf", "-m", "2", &format!("http://127.0.0.1:{port}/health")])
+        .output()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("true"))
+}
+
+fn release_numbers(w: &World) -> Vec<String> {
+    w.deis(&["releases"])
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|v| v.starts_with('v') && v[1..].chars().all(|c| c.is_ascii_digit()))
+        .map(String::from)
+        .collect()
+}
+
+fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
+    let p = &platform.prefix;
+    let e = platform.etcd_port;
+
+    // 1. One etcd member stops: routing and deploys go on.
+    platform.ok(&["stop", "etcd@2"]);
+    measure("etcd@2 stopped", Duration::from_secs(30), || {
+        !etcd_healthy(e + 1)
+    });
+    keeps_serving(w, routers[0], Duration::from_secs(2), "etcd@2 down");
+    let started = Instant::now();
+    let set = w.deis(&["config:set", "FAULT=one-member-down"]);
+    assert!(set.contains("done, v5"), "{set}");
+    w.wait_for(
+        "demo.localhost",
+        "a deploy with one etcd member down",
+        |code, body| code == 200 && body.contains("hello from demo v5"),
+    );
+    eprintln!(
+        "recovery: deploy (config:set to routed) with etcd@2 down: {} ms",
+        started.elapsed().as_millis()
+    );
+    platform.ok(&["start", "etcd@2"]);
+    measure("etcd@2 back and healthy", Duration::from_secs(60), || {
+        etcd_healthy(e + 1)
+    });
+
+    // 2. Every etcd member stops: the routers keep their last table.
+    platform.ok(&["stop", "etcd"]);
+    measure("all etcd members stopped", Duration::from_secs(30), || {
+        (0..3).all(|i| !etcd_healthy(e + i))
+    });
+    keeps_serving(w, routers[0], Duration::from_secs(12), "etcd down");
+    keeps_serving(w, routers[1], Duration::from_secs(1), "etcd down");
+    let restarted = Instant::now();
+    platform.ok(&["start", "etcd"]);
+    measure(
+        "etcd cluster back (quorum)",
+        Duration::from_secs(60),
+        || (0..3).filter(|i| etcd_healthy(e + i)).count() >= 2,
+    );
+    keeps_serving(w, routers[0], Duration::from_secs(1), "etcd back");
+    // A deploy after the outage is published and routed with no manual step.
+    let set = w.deis(&["config:set", "FAULT=etcd-back"]);
+    assert!(set.contains("done, v6"), "{set}");
+    w.wait_for(
+        "demo.localhost",
+        "a deploy after etcd came back",
+        |code, body| code == 200 && body.contains("hello from demo v6"),
+    );
+    eprintln!(
+        "recovery: etcd start to a new deploy routed: {} ms",
+        restarted.elapsed().as_millis()
+    );
+
+    // 3. A router is killed: the other mesh keeps serving; Swarm replaces the killed one.
+    let router = platform.task_container(&format!("{p}-router-1"));
+    docker(&["kill", &router]);
+    keeps_serving(w, routers[1], Duration::from_secs(2), "router@1 killed");
+    measure(
+        "killed router@1 replaced and serving",
+        Duration::from_secs(60),
+        || serves(w, "demo.localhost", routers[0], "hello from demo"),
+    );
+
+    // 4. The controller is killed in the middle of a deploy.
+    let before = release_numbers(w);
+    let mut deploy = Command::new(&w.deis)
+        .args(["config:set", "FAULT=controller-killed"])
+        .current_dir(w.app_dir())
+        .env("HOME", w.home())
+        .env("DEIS_PROFILE", "client")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let controller = platform.task_container(&format!("{p}-controller"));
+    docker(&["kill", &controller]);
+    let killed = Instant::now();
+    let _ = deploy.wait();
+    wait_http(
+        &format!("http://127.0.0.1:{}/healthz", w.api),
+        "the restarted controller",
+    );
+    eprintln!(
+        "recovery: controller killed to answering again: {} ms",
+        killed.elapsed().as_millis()
+    );
+    let after = release_numbers(w);
+    let unique: BTreeSet<&String> = after.iter().collect();
+    assert_eq!(unique.len(), after.len(), "no duplicate release: {after:?}");
+    for release in &before {
+        assert!(after.contains(release), "release {release} lost: {after:?}");
+    }
+    let config = w.deis(&["config"]);
+    if after.len() > before.len() {
+        // The deploy's release was recorded: on restart it runs (completed).
+        assert_eq!(after.len(), before.len() + 1, "{after:?}");
+        assert!(config.contains("controller-killed"), "{config}");
+        measure(
+            "controller restart to the interrupted release routed",
+            Duration::from_secs(90),
+            || serves(w, "demo.localhost", routers[0], "hello from demo v7"),
+        );
+    } else {
+        // The kill came before the release was recorded: nothing changed (rolled back).
+        assert!(!config.contains("controller-killed"), "{config}");
+        measure(
+            "controller restart with the old release still routed",
+            Duration::from_secs(30),
+            || serves(w, "demo.localhost", routers[0], "hello from demo v6"),
+        );
+    }
+    let ps = w.deis(&["ps"]);
+    assert_eq!(ps.matches(" up (v").count(), 3, "{ps}");
+
+    // 5. An app container is killed: Swarm replaces it and it is routable again.
+    let before = support::instances_answering(w, "demo.localhost", &SHELL_WEB, 3);
+    assert_eq!(before.len(), 3, "{before:?}");
+    let victim = platform.task_container(&format!("{p}-demo_web"));
+    let victim_host = docker(&["inspect", "-f", "{{.Config.Hostname}}", &victim]);
+    docker(&["kill", &victim]);
+    let killed = Instant::now();
+    let victim_host = victim_host.trim().to_string();
+    measure(
+        "killed app container replaced and routable",
+        Duration::from_secs(60),
+        || {
+            let seen = support::instances_answering(w, "demo.localhost", &SHELL_WEB, 3);
+            seen.len() == 3 && !seen.contains(&victim_host)
+        },
+    );
+    eprintln!(
+        "recovery: app container kill to three instances answering again: {} ms",
+        killed.elapsed().as_millis()
+    );
+}
+
+#[test]
+fn deisctl_stands_up_the_swarm_topology_that_serves_the_new_user_path_and_survives_faults() {
+    let platform = Platform {
+        prefix: format!("sw{}", std::process::id()),
+        etcd_port: free_port_run(3),
+        labelled_nodes: false,
+    };
+    let mut platform = platform;
+    let world = World {
+        root: tempfile::tempdir().unwrap(),
+        api: free_port(),
+        router: free_port_run(2),
+        ssh: free_port(),
+        deis: deis_binary(),
+    };
+    std::fs::create_dir_all(world.home().join(".ssh")).unwrap();
+    std::fs::create_dir_all(world.app_dir()).unwrap();
+    let p = platform.prefix.clone();
+
+    // etcd first (the settings live there), then the rest of the platform.
+    let stood_up = Instant::now();
+    let installed = platform.ok(&["install", "etcd"]);
+    platform.labelled_nodes = installed.contains("labelled");
+    for n in 1..=3 {
+        assert!(
+            installed.contains(&format!("{p}-etcd@{n}: installed")),
+            "{installed}"
+        );
+    }
+    platform.ok(&["start", "etcd"]);
+    platform.ok(&[
+        "config",
+        "controller",
+        "set",
+        &format!("hostPort={}", world.api),
+    ]);
+    platform.ok(&[
+        "config",
+        "builder",
+        "set",
+        &format!("hostPort={}", world.ssh),
+    ]);
+    platform.ok(&[
+        "config",
+        "router",
+        "set",
+        &format!("hostPort={}", world.router),
+    ]);
+    let installed = platform.ok(&["install", "platform", "--router-mesh-size", "2"]);
+    for unit in [
+        "database",
+        "logger",
+        "controller",
+        "builder",
+        "router@1",
+        "router@2",
+    ] {
+        assert!(
+            installed.contains(&format!("{p}-{unit}: installed")),
+            "{installed}"
+        );
+    }
+    let started = platform.ok(&["start", "platform"]);
+    assert!(
+        started.contains(&format!("{p}-router@2: started")),
+        "{started}"
+    );
+    wait_http(
+        &format!("http://127.0.0.1:{}/healthz", world.api),
+        "the controller",
+    );
+    eprintln!(
+        "platform stood up (install + start, image built) in {} ms",
+        stood_up.elapsed().as_millis()
+    );
+
+    // `list` shows every unit running, where, and its placement by plane.
+    let list = platform.ok(&["list"]);
+    eprintln!("{list}");
+    let node = docker(&["node", "inspect", "self", "-f", "{{.Description.Hostname}}"]);
+    for (unit, plane) in [
+        ("etcd@1", "deis.etcd"),
+        ("etcd@2", "deis.etcd"),
+        ("etcd@3", "deis.etcd"),
+        ("database", "deis.control"),
+        ("logger", "deis.control"),
+        ("controller", "deis.control"),
+        ("builder", "deis.control"),
+        ("router@1", "deis.router"),
+        ("router@2", "deis.router"),
+    ] {
+        let line = list
+            .lines()
+            .find(|l| l.starts_with(&format!("{p}-{unit} ")))
+            .unwrap_or_else(|| panic!("{unit} missing from {list}"));
+        assert!(line.contains(" running "), "{line}");
+        assert!(line.contains(node.trim()), "{line}");
+        assert!(
+            line.contains(&format!("placement node.labels.{plane}==true")),
+            "{line}"
+        );
+    }
+    assert!(
+        list.contains(&format!("{p}-router@1")) && list.contains("global"),
+        "{list}"
+    );
+    // The controller schedules apps on the data plane.
+    let scheduler = docker(&[
+        "service",
+        "inspect",
+        &format!("{p}-controller"),
+        "-f",
+        "{{range .Spec.TaskTemplate.ContainerSpec.Env}}{{println .}}{{end}}",
+    ]);
+    assert!(
+        scheduler.contains("constraint=node.labels.deis.data==true"),
+        "{scheduler}"
+    );
+
+    // The new user's path, with the fault tests before the app is destroyed.
+    let routers = [world.router, world.router + 1];
+    support::new_user_path_with(&world, &SHELL_WEB, |w| {
+        // The app runs as a Swarm service of this platform placed on the data plane.
+        let placement = docker(&[
+            "service",
+            "inspect",
+            &format!("{p}-demo_web"),
+            "-f",
+            "{{json .Spec.TaskTemplate.Placement.Constraints}}",
+        ]);
+        assert!(
+            placement.contains("node.labels.deis.data==true"),
+            "{placement}"
+        );
+        // Both router meshes serve it.
+        assert!(serves(w, "demo.localhost", routers[1], "hello from demo"));
+        faults(w, &platform, routers);
+    });
+}
