@@ -67,16 +67,20 @@ fn import_busybox_stack(image: &str) {
         }
     }
     std::fs::create_dir_all(root.path().join("tmp")).unwrap();
-    let tar = Command::new("tar")
-        .args(["-C"])
+    let archive = root.path().join("stack.tar");
+    let packed = Command::new("tar")
+        .arg("-C")
         .arg(root.path())
-        .args(["-c", "."])
-        .stdout(Stdio::piped())
-        .spawn()
+        .arg("-cf")
+        .arg(&archive)
+        .args(["bin", "tmp"])
+        .status()
         .unwrap();
+    assert!(packed.success(), "tar of the stack image");
     let imported = Command::new("docker")
-        .args(["import", "-c", "ENV PATH=/bin", "-", image])
-        .stdin(tar.stdout.unwrap())
+        .args(["import", "-c", "ENV PATH=/bin"])
+        .arg(&archive)
+        .arg(image)
         .output()
         .unwrap();
     assert!(
