@@ -166,7 +166,7 @@ fn deisd_on_docker_runs_pushed_slugs_as_containers() {
         "{{.Names}} {{.Image}}",
     ]);
     assert!(
-        names.contains(&format!("{o}-demo_v2.web.1 {o}-deis-slug/demo:v2-")),
+        names.contains(&format!("{o}-demo_v2.web.1 {o}-deis-slug/demo:")),
         "{names}"
     );
     w.deis(&["scale", "web=2"]);

@@ -20,7 +20,7 @@
 //! - Output of every container goes to the [`LogSink`] tagged `<app>[<type>.<num>]`.
 //! - Images are never pulled: an image missing on the engine is a clear error. Slugs run
 //!   when [`DockerConfig::slug_runner`] names a stack image: the slug is added to it as
-//!   `/app` (module [`slug_image`]), once per release.
+//!   `/app` (module [`slug_image`]), once per build.
 //! - One engine is one host: placement tags (`AppSpec::tags`) are ignored.
 
 pub(crate) mod engine;

@@ -3,8 +3,9 @@
 //! Here the Docker and Swarm schedulers do it themselves when they are given a *slug
 //! runner* (a stack image with `/bin/sh` and whatever the apps' processes need): the slug
 //! `.tar.gz` (a path on the scheduler's host) is added under `/app`, which is the working
-//! directory, and the image is tagged `<prefix>deis-slug/<app>:v<release>-<hash of the
-//! slug's location>`, so it is built once per release and a restarted controller finds it.
+//! directory, and the image is tagged `<prefix>deis-slug/<app>:<hash of the slug's
+//! location>`, so it is built once per build: releases that only change config, rollbacks
+//! and a restarted controller find it.
 //!
 //! Images are labelled `io.deis.owner` and `io.deis.app` so an operator (or a test) can
 //! remove the images of one platform.
@@ -17,11 +18,11 @@ use deis_core::scheduler::{AppSpec, Artifact};
 use futures::StreamExt;
 use std::borrow::Cow;
 
-/// The label of the release a slug image was built for.
-pub(crate) const LABEL_SLUG_RELEASE: &str = "io.deis.slug-release";
+/// The label of the slug a slug image was built from.
+pub(crate) const LABEL_SLUG: &str = "io.deis.slug";
 
-/// The image tag of `app`'s release `release` built from the slug at `location`.
-pub fn slug_image_name(name_prefix: &str, app: &str, release: u64, location: &str) -> String {
+/// The image tag of `app` built from the slug at `location`.
+pub fn slug_image_name(name_prefix: &str, app: &str, location: &str) -> String {
     // FNV-1a: stable across processes and versions, unlike std's default hasher.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in location.as_bytes() {
@@ -33,10 +34,7 @@ pub fn slug_image_name(name_prefix: &str, app: &str, release: u64, location: &st
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
         .collect();
-    format!(
-        "{prefix}deis-slug/{app}:v{release}-{:08x}",
-        (hash >> 32) as u32
-    )
+    format!("{prefix}deis-slug/{app}:{hash:016x}")
 }
 
 /// Where a slug image comes from: the runner it is built on, and who owns it.
@@ -67,7 +65,7 @@ impl SlugImages<'_> {
                 self.backend
             )));
         };
-        let name = slug_image_name(self.name_prefix, &spec.app, spec.release, location);
+        let name = slug_image_name(self.name_prefix, &spec.app, location);
         if self.docker.inspect_image(&name).await.is_err() {
             self.build(runner, &name, spec, location).await?;
         }
@@ -98,7 +96,7 @@ impl SlugImages<'_> {
         let labels = std::collections::HashMap::from([
             (LABEL_OWNER.to_string(), self.owner.to_string()),
             (LABEL_APP.to_string(), spec.app.clone()),
-            (LABEL_SLUG_RELEASE.to_string(), spec.release.to_string()),
+            (LABEL_SLUG.to_string(), location.to_string()),
         ]);
         let options = BuildImageOptionsBuilder::new()
             .t(name)
@@ -142,18 +140,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_are_stable_per_release_and_slug() {
-        let a = slug_image_name("", "go", 3, "/var/lib/deis/builder/slugs/go/abc.tgz");
-        assert!(a.starts_with("deis-slug/go:v3-"), "{a}");
+    fn names_are_stable_per_slug() {
+        let a = slug_image_name("", "go", "/var/lib/deis/builder/slugs/go/abc.tgz");
+        assert!(a.starts_with("deis-slug/go:"), "{a}");
+        assert_eq!(a.len(), "deis-slug/go:".len() + 16, "{a}");
         assert_eq!(
             a,
-            slug_image_name("", "go", 3, "/var/lib/deis/builder/slugs/go/abc.tgz")
+            slug_image_name("", "go", "/var/lib/deis/builder/slugs/go/abc.tgz")
         );
         assert_ne!(
             a,
-            slug_image_name("", "go", 3, "/var/lib/deis/builder/slugs/go/def.tgz")
+            slug_image_name("", "go", "/var/lib/deis/builder/slugs/go/def.tgz")
         );
-        assert!(slug_image_name("T1_", "go", 3, "x").starts_with("t1_deis-slug/go:v3-"));
+        assert!(slug_image_name("T1_", "go", "x").starts_with("t1_deis-slug/go:"));
     }
 
     #[test]
