@@ -133,7 +133,9 @@ pub(crate) async fn send(
         let (idle, reused) = match endpoint.take_idle().and_then(|idle| revive(idle, limits)) {
             Some(idle) => (idle, true),
             None => {
-                let stream = connect(endpoint, limits).await.map_err(SendError::Connect)?;
+                let stream = connect(endpoint, limits)
+                    .await
+                    .map_err(SendError::Connect)?;
                 let (sender, connection) = http1::handshake(TokioIo::new(stream))
                     .await
                     .map_err(SendError::Request)?;
@@ -205,7 +207,9 @@ pub(crate) async fn send_upgrade(
     limits: PoolLimits,
     request: Request<UpstreamBody>,
 ) -> Result<Response<Incoming>, SendError> {
-    let stream = connect(endpoint, limits).await.map_err(SendError::Connect)?;
+    let stream = connect(endpoint, limits)
+        .await
+        .map_err(SendError::Connect)?;
     let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(SendError::Request)?;

@@ -75,7 +75,11 @@ async fn reuses_upstream_connections() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.text().await.unwrap(), "connection 1\n");
     }
-    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection for 20 requests in a row");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one connection for 20 requests in a row"
+    );
 }
 
 #[tokio::test]
@@ -119,5 +123,8 @@ async fn concurrent_requests_share_a_bounded_set_of_connections() {
     }
     // Five waves of eight: at most eight connections were ever needed at once.
     let opened = accepted.load(Ordering::SeqCst);
-    assert!((1..=8).contains(&opened), "{opened} connections for 40 requests");
+    assert!(
+        (1..=8).contains(&opened),
+        "{opened} connections for 40 requests"
+    );
 }
