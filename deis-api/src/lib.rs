@@ -42,6 +42,7 @@ pub mod names;
 pub mod openapi;
 pub mod platform;
 pub mod secrets;
+pub mod slugs;
 pub mod wire;
 
 pub use controller::{Controller, RegistrationMode, ServiceError, Settings};

@@ -178,6 +178,14 @@ impl GitRepos {
             GitService::UploadPack => None,
         };
         let mut command = Command::new(git_binary());
+        if service == GitService::ReceivePack {
+            // Refuse a pack larger than the whole app may be before it is even stored
+            // (git keeps a rejected push's objects in quarantine and drops them).
+            let limit = self.hooks.builder().settings().limits.max_total_bytes;
+            command
+                .arg("-c")
+                .arg(format!("receive.maxInputSize={limit}"));
+        }
         command.arg(service.subcommand());
         if stateless {
             command.arg("--stateless-rpc");

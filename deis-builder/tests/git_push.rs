@@ -24,7 +24,7 @@ struct Platform {
 
 async fn platform(settings: impl FnOnce(&mut BuilderSettings), recorder: Recorder) -> Platform {
     let dir = tempfile::tempdir().unwrap();
-    let mut builder_settings = BuilderSettings::new(dir.path().join("data"));
+    let mut builder_settings = common::settings_in(dir.path());
     settings(&mut builder_settings);
     let recorder = Arc::new(recorder);
     let hooks = HookServer::start(

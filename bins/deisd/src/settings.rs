@@ -209,6 +209,7 @@ impl Settings {
             ssh_addr: Some(self.ssh_addr),
             syslog_addr: self.syslog_addr,
             buildpacks: self.buildpacks.clone(),
+            build_limits: Default::default(),
             settings: ControllerSettings {
                 platform_domain: self.domain.clone(),
                 registration_mode: self.registration,
