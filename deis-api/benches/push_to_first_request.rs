@@ -26,7 +26,12 @@ use std::time::{Duration, Instant};
 
 fn git(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new("git")
-        .args(["-c", "user.email=bench@example.com", "-c", "user.name=Bench"])
+        .args([
+            "-c",
+            "user.email=bench@example.com",
+            "-c",
+            "user.name=Bench",
+        ])
         .args(args)
         .current_dir(dir)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -100,7 +105,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for n in 0..pushes {
         std::fs::write(repo.join("version.txt"), n.to_string())?;
         assert!(git(&repo, &["add", "."]).status.success());
-        assert!(git(&repo, &["commit", "-qm", &format!("v{n}")]).status.success());
+        assert!(git(&repo, &["commit", "-qm", &format!("v{n}")])
+            .status
+            .success());
         let started = Instant::now();
         let output = tokio::task::spawn_blocking({
             let (repo, url) = (repo.clone(), url.clone());

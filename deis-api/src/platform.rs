@@ -179,16 +179,15 @@ impl Platform {
             ..LogSettings::default()
         })
         .map_err(io("opening the log directory"))?;
-        let slugs = SlugStore::local(data.join("blobs")).map_err(built("opening the slug store"))?;
+        let slugs =
+            SlugStore::local(data.join("blobs")).map_err(built("opening the slug store"))?;
         let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match backends.scheduler {
             Some(scheduler) => (scheduler, None),
             None => {
                 let mut local_config = LocalConfig::new(data.join("scheduler"));
                 local_config.slug_fetcher = Some(Arc::new(BlobSlugFetcher::new(slugs.clone())));
-                let local = LocalScheduler::with_sink(
-                    local_config,
-                    Arc::new(SchedulerLogs(logs.clone())),
-                );
+                let local =
+                    LocalScheduler::with_sink(local_config, Arc::new(SchedulerLogs(logs.clone())));
                 (Arc::new(local.clone()), Some(local))
             }
         };
@@ -244,7 +243,7 @@ impl Platform {
         let repos = GitRepos::new(data.join("repos"), hooks.clone());
         controller.attach_build_storage(Arc::new(BuilderStorage::new(
             hooks.builder().clone(),
-            repos.clone(),
+            repos.root(),
         )));
 
         let api = crate::http::router(controller.clone())

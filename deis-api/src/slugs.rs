@@ -15,12 +15,12 @@
 //! with 409 before anything changes.
 
 use async_trait::async_trait;
-use deis_builder::git::GitRepos;
+use deis_builder::git::remove_repo_in;
 use deis_builder::slug_store::{SlugStore, BLOB_SCHEME};
 use deis_builder::{BuildError, Builder};
 use deis_core::{Error, Result, Timestamp};
 use deis_scheduler::SlugFetcher;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How old a slug that no build names must be before garbage collection deletes it.
@@ -50,16 +50,22 @@ pub trait BuildStorage: std::fmt::Debug + Send + Sync + 'static {
 }
 
 /// [`BuildStorage`] over the platform's builder and git repositories.
+///
+/// It holds the repositories' directory rather than a `GitRepos`: those lead to the hook
+/// server, whose push handler holds the controller, and the controller holds this.
 #[derive(Debug, Clone)]
 pub struct BuilderStorage {
     builder: Builder,
-    repos: GitRepos,
+    repos_dir: PathBuf,
 }
 
 impl BuilderStorage {
-    /// Storage of `builder` (slugs, caches) and `repos` (repositories).
-    pub fn new(builder: Builder, repos: GitRepos) -> Self {
-        BuilderStorage { builder, repos }
+    /// Storage of `builder` (slugs, caches) and the repositories under `repos_dir`.
+    pub fn new(builder: Builder, repos_dir: impl Into<PathBuf>) -> Self {
+        BuilderStorage {
+            builder,
+            repos_dir: repos_dir.into(),
+        }
     }
 }
 
@@ -78,7 +84,12 @@ impl BuildStorage for BuilderStorage {
     }
 
     async fn list_slugs(&self, app: &str) -> Result<Vec<StoredSlug>> {
-        let blobs = self.builder.slugs().list(app).await.map_err(storage_error)?;
+        let blobs = self
+            .builder
+            .slugs()
+            .list(app)
+            .await
+            .map_err(storage_error)?;
         Ok(blobs
             .into_iter()
             .map(|blob| StoredSlug {
@@ -97,7 +108,7 @@ impl BuildStorage for BuilderStorage {
     }
 
     async fn remove_app(&self, app: &str) -> Result<()> {
-        let repo = self.repos.remove_repo(app).await;
+        let repo = remove_repo_in(&self.repos_dir, app).await;
         let rest = self.builder.remove_app(app).await;
         repo.and(rest).map_err(storage_error)
     }

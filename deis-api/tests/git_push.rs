@@ -29,7 +29,9 @@ async fn start(tune: impl FnOnce(&mut PlatformConfig)) -> World {
     config.settings.password_cost = PasswordCost::MINIMAL_FOR_TESTS;
     config.settings.apply_timeout = Duration::from_secs(30);
     tune(&mut config);
-    let platform = Platform::start(config, Backends::in_memory()).await.unwrap();
+    let platform = Platform::start(config, Backends::in_memory())
+        .await
+        .unwrap();
     let deis = platform.controller.clone();
     let mut users = Vec::new();
     for name in ["alice", "bob"] {
@@ -95,6 +97,24 @@ fn sample_repo(root: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
     dir
 }
 
+/// A clone of `base` with `files` added in one more commit (so its push is a fast-forward).
+fn variant(base: &Path, name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = base.parent().unwrap().join(name);
+    let out = git(
+        base.parent().unwrap(),
+        &["clone", "-q", base.to_str().unwrap(), name],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for (file, bytes) in files {
+        std::fs::write(dir.join(file), bytes).unwrap();
+    }
+    assert!(git(&dir, &["add", "."]).status.success());
+    assert!(git(&dir, &["commit", "-q", "--allow-empty", "-m", name])
+        .status
+        .success());
+    dir
+}
+
 fn commit(repo: &Path, message: &str) {
     std::fs::write(repo.join("version.txt"), message).unwrap();
     assert!(git(repo, &["add", "."]).status.success());
@@ -103,10 +123,7 @@ fn commit(repo: &Path, message: &str) {
 
 /// `git push` over smart HTTP as `user` with `token`; returns (success, output).
 async fn push_http(w: &World, repo: &Path, user: &str, token: &str, app: &str) -> (bool, String) {
-    let url = format!(
-        "http://{user}:{token}@{}/{app}.git",
-        w.platform.api_addr()
-    );
+    let url = format!("http://{user}:{token}@{}/{app}.git", w.platform.api_addr());
     let repo = repo.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let out = git(&repo, &["push", &url, "master"]);
@@ -287,7 +304,7 @@ async fn hostile_repositories_are_rejected_and_the_platform_is_unharmed() {
     wait_for_app(&w, "target", "hello from target v2").await;
 
     // A symlink out of the app.
-    let evil = sample_repo(w.dir.path(), "evil", &[]);
+    let evil = variant(&repo, "evil", &[]);
     std::os::unix::fs::symlink("../../../../etc/passwd", evil.join("passwd")).unwrap();
     assert!(git(&evil, &["add", "."]).status.success());
     assert!(git(&evil, &["commit", "-qm", "link"]).status.success());
@@ -298,10 +315,13 @@ async fn hostile_repositories_are_rejected_and_the_platform_is_unharmed() {
 
     // A file over the per-file limit (compressible, so the pack itself is small).
     let big = vec![b'a'; 1024 * 1024];
-    let huge = sample_repo(w.dir.path(), "huge", &[("big.txt", &big)]);
+    let huge = variant(&repo, "huge", &[("big.txt", &big)]);
     let (ok, output) = push_http(&w, &huge, "alice", &token, "target").await;
     assert!(!ok, "{output}");
-    assert!(output.contains("the limit is 524288 bytes per file"), "{output}");
+    assert!(
+        output.contains("the limit is 524288 bytes per file"),
+        "{output}"
+    );
 
     // A pack larger than the whole app may be is refused by git before it is stored.
     let noise: Vec<u8> = {
@@ -315,7 +335,7 @@ async fn hostile_repositories_are_rejected_and_the_platform_is_unharmed() {
             })
             .collect()
     };
-    let noisy = sample_repo(w.dir.path(), "noisy", &[("noise.bin", &noise)]);
+    let noisy = variant(&repo, "noisy", &[("noise.bin", &noise)]);
     let (ok, output) = push_http(&w, &noisy, "alice", &token, "target").await;
     assert!(!ok, "{output}");
     assert!(

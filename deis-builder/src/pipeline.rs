@@ -96,8 +96,7 @@ impl Builder {
     /// Deletes what the builder keeps for `app` besides its repository: the build cache
     /// and every stored slug (when the app is destroyed).
     pub async fn remove_app(&self, app: &str) -> Result<(), BuildError> {
-        deis_core::validation::app_id(app, &[])
-            .map_err(|e| BuildError::Rejected(e.to_string()))?;
+        deis_core::validation::app_id(app, &[]).map_err(|e| BuildError::Rejected(e.to_string()))?;
         match tokio::fs::remove_dir_all(self.cache_dir(app)).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -296,7 +296,10 @@ mod tests {
         );
         assert_eq!(slugs.remove_app("go").await.unwrap(), 1);
         assert!(slugs.list("go").await.unwrap().is_empty());
-        assert!(slugs.exists(&other).await.unwrap(), "other apps are untouched");
+        assert!(
+            slugs.exists(&other).await.unwrap(),
+            "other apps are untouched"
+        );
         assert!(slugs.exists("not-a-location").await.is_err());
     }
 }

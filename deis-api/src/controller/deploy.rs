@@ -11,11 +11,11 @@ use super::apps::scheduler_failure;
 use super::{AppGuard, Controller, ServiceError, ServiceResult};
 use deis_core::discovery::keys;
 use deis_core::model::{App, Build, Config, Formation, PageRequest, Release};
-use std::collections::BTreeSet;
 use deis_core::release::default_formation;
 use deis_core::scheduler::{AppSpec, Artifact, ProcessLimits};
 use deis_core::store::{BuildChoice, NewRelease};
 use deis_core::validation;
+use std::collections::BTreeSet;
 
 /// The config key the router reads from discovery; the only one written there.
 pub(crate) const WHITELIST_KEY: &str = "DEIS_WHITELIST";

@@ -259,11 +259,11 @@ mod tests {
             assert_eq!(got, data.join("slugs/go/v3"));
             assert!(got.join("Procfile").is_file());
         }
-        assert_eq!(
-            fetcher.fetches.load(std::sync::atomic::Ordering::SeqCst),
-            1
+        assert_eq!(fetcher.fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            !data.join("slugs/go/v3.tgz").exists(),
+            "the download is removed"
         );
-        assert!(!data.join("slugs/go/v3.tgz").exists(), "the download is removed");
         let gone = spec(Artifact::Slug {
             location: "store:gone.tgz".into(),
         });
@@ -285,7 +285,9 @@ mod tests {
                 location: "/no/such/slug.tgz".into(),
             },
         ] {
-            let err = working_dir(dir.path(), None, &spec(artifact)).await.unwrap_err();
+            let err = working_dir(dir.path(), None, &spec(artifact))
+                .await
+                .unwrap_err();
             assert!(matches!(err, Error::Precondition { .. }), "{err}");
         }
         let broken = dir.path().join("broken.tar.gz");

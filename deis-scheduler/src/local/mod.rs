@@ -418,7 +418,14 @@ impl Scheduler for LocalScheduler {
         let _guard = app_lock.lock().await;
         let wants_processes = spec.formation.values().any(|n| *n > 0);
         let dir = if wants_processes {
-            Some(artifact::working_dir(&self.inner.config.data_dir, self.inner.config.slug_fetcher.as_deref(), spec).await?)
+            Some(
+                artifact::working_dir(
+                    &self.inner.config.data_dir,
+                    self.inner.config.slug_fetcher.as_deref(),
+                    spec,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -531,7 +538,8 @@ impl Scheduler for LocalScheduler {
             &self.inner.config.data_dir,
             self.inner.config.slug_fetcher.as_deref(),
             &request.spec,
-        ).await?;
+        )
+        .await?;
         run::one_off(
             &self.inner.config,
             &self.inner.runs,

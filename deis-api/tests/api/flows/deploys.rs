@@ -224,10 +224,18 @@ async fn builds_deploy_with_the_default_formation() {
         "blob:slugs/slugged/../go/abc.tgz",
     ] {
         let r = h
-            .post("/v1/apps/slugged/builds/", &c.bob, json!({"image": image, "sha": "abc1234def", "procfile": {"web": "bin/web"}}))
+            .post(
+                "/v1/apps/slugged/builds/",
+                &c.bob,
+                json!({"image": image, "sha": "abc1234def", "procfile": {"web": "bin/web"}}),
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{image}: {}", r.body);
-        assert!(r.body["image"][0].as_str().unwrap().contains("slug store"), "{}", r.body);
+        assert!(
+            r.body["image"][0].as_str().unwrap().contains("slug store"),
+            "{}",
+            r.body
+        );
     }
     let r = h
         .post("/v1/apps/slugged/builds/", &c.bob, json!({"image": "blob:slugs/slugged/abc1234def-1.tgz", "sha": "abc1234def", "procfile": {"web": "bin/web"}}))
