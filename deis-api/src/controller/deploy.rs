@@ -258,7 +258,7 @@ impl Controller {
             return Ok(Vec::new());
         };
         let mut releases = self.store.list_releases(app, PageRequest::ALL).await?.items;
-        releases.sort_by(|a, b| b.version.cmp(&a.version));
+        releases.sort_by_key(|r| std::cmp::Reverse(r.version));
         let mut recent_builds = Vec::new();
         for release in &releases {
             if let Some(build) = release.build {
