@@ -13,7 +13,8 @@
 //! The SSH transport ([`ssh`], russh) serves the same repositories to the keys users
 //! registered.
 //!
-//! Not written yet (tracked in the builder issue): Dockerfile builds.
+//! Not written yet (tracked in the builder issue): Dockerfile builds; a repository with a
+//! Dockerfile and nothing a buildpack detects is refused with a message saying so.
 
 pub mod buildpack;
 pub mod git;

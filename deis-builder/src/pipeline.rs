@@ -152,7 +152,19 @@ impl Builder {
                 )
                 .await?
             }
-            None => buildpack::detect(&self.settings.buildpacks, build_dir, log, timeout).await?,
+            None => {
+                match buildpack::detect(&self.settings.buildpacks, build_dir, log, timeout).await {
+                    Err(BuildError::NoBuildpack) if build_dir.join("Dockerfile").is_file() => {
+                        return Err(BuildError::Rejected(
+                            "this app has a Dockerfile, but this builder does not build images \
+                         (Dockerfile builds are not available yet); add a Procfile to run it \
+                         with buildpacks, or deploy a built image with `deis pull`"
+                                .into(),
+                        ))
+                    }
+                    other => other?,
+                }
+            }
         };
         say(log, format!("-----> {} app detected", pack.name())).await;
         let mut processes = BTreeMap::new();

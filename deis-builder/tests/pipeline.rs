@@ -225,6 +225,18 @@ async fn buildpack_url_clones_a_git_repository_at_a_ref() {
 }
 
 #[tokio::test]
+async fn a_dockerfile_app_without_a_procfile_gets_a_clear_refusal() {
+    let root = tempfile::tempdir().unwrap();
+    let builder = Builder::new(settings_in(root.path(), "data"));
+    let dir = source(root.path(), &[("Dockerfile", "FROM scratch\n")]);
+    let (result, _) = run(&builder, "docker", &dir, BTreeMap::new()).await;
+    assert!(
+        matches!(result, Err(BuildError::Rejected(ref m)) if m.contains("Dockerfile")),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
 async fn failures_are_reported_clearly() {
     let root = tempfile::tempdir().unwrap();
     let broken = root.path().join("buildpacks/broken");
