@@ -92,7 +92,7 @@ pub(crate) fn build_request(
     BuildHookRequest {
         receive_user: push.user.clone(),
         receive_repo: push.app.clone(),
-        image: output.slug.display().to_string(),
+        image: output.slug.clone(),
         sha: sha.chars().take(7).collect(),
         procfile: output.procfile.clone(),
         dockerfile: String::new(),
@@ -203,7 +203,17 @@ async fn authorize(
         _ => return Err(challenge("invalid user name or token")),
     };
     if let Err(error) = state.controller.hook_config(&user.username, &app).await {
-        return Err(crate::http::errors::ApiError::from(error).into_response());
+        // git shows a text/plain error body to the user as `remote:` lines.
+        let message = format!("deis: {error}\n");
+        let status = crate::http::errors::ApiError::from(error)
+            .into_response()
+            .status();
+        return Err((
+            status,
+            [("content-type", "text/plain; charset=utf-8")],
+            message,
+        )
+            .into_response());
     }
     Ok(PushContext {
         app,

@@ -44,6 +44,7 @@ pub mod openapi;
 pub mod platform;
 pub mod roles;
 pub mod secrets;
+pub mod slugs;
 pub mod wire;
 
 pub use controller::{Controller, RegistrationMode, ServiceError, Settings};

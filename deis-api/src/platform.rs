@@ -6,9 +6,12 @@
 use crate::controller::{Controller, Settings};
 use crate::git::{self, ControllerPushHandler, ControllerSshAuthorizer};
 use crate::logs::LogSource;
+use crate::slugs::{BlobSlugFetcher, BuilderStorage};
 use async_trait::async_trait;
 use deis_builder::git::GitRepos;
 use deis_builder::hook::HookServer;
+use deis_builder::slug::SlugLimits;
+use deis_builder::slug_store::SlugStore;
 use deis_builder::ssh::{host_key, SshServer};
 use deis_builder::{Builder, BuilderSettings};
 use deis_core::discovery::keys;
@@ -27,7 +30,8 @@ use std::time::Duration;
 /// Where the platform listens and keeps its data.
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
-    /// The data directory: logs, slugs, repositories, build caches, the SSH host key.
+    /// The data directory: logs, slugs (`blobs/`), repositories, build caches, the SSH host
+    /// key.
     pub data_dir: PathBuf,
     /// The API (and git smart HTTP) address.
     pub api_addr: SocketAddr,
@@ -41,6 +45,8 @@ pub struct PlatformConfig {
     pub syslog_addr: Option<SocketAddr>,
     /// Buildpack directories tried in order before the built-in procfile buildpack.
     pub buildpacks: Vec<PathBuf>,
+    /// How large a pushed app may be (per file and in total); larger pushes are rejected.
+    pub build_limits: SlugLimits,
     /// The controller's settings (platform domain, registration mode…).
     pub settings: Settings,
 }
@@ -58,6 +64,7 @@ impl PlatformConfig {
             ssh_addr: None,
             syslog_addr: None,
             buildpacks: Vec::new(),
+            build_limits: SlugLimits::default(),
             settings: Settings {
                 platform_domain: platform_domain.into(),
                 ..Settings::default()
@@ -105,7 +112,7 @@ pub struct Platform {
     route_sync: RouteSync,
     publisher: Publisher,
     local: Option<LocalScheduler>,
-    _hooks: Arc<HookServer>,
+    hooks: Arc<HookServer>,
 }
 
 /// Sends scheduler output to the log store.
@@ -171,13 +178,15 @@ impl Platform {
             ..LogSettings::default()
         })
         .map_err(io("opening the log directory"))?;
+        let slugs =
+            SlugStore::local(data.join("blobs")).map_err(built("opening the slug store"))?;
         let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match backends.scheduler {
             Some(scheduler) => (scheduler, None),
             None => {
-                let local = LocalScheduler::with_sink(
-                    LocalConfig::new(data.join("scheduler")),
-                    Arc::new(SchedulerLogs(logs.clone())),
-                );
+                let mut local_config = LocalConfig::new(data.join("scheduler"));
+                local_config.slug_fetcher = Some(Arc::new(BlobSlugFetcher::new(slugs.clone())));
+                let local =
+                    LocalScheduler::with_sink(local_config, Arc::new(SchedulerLogs(logs.clone())));
                 (Arc::new(local.clone()), Some(local))
             }
         };
@@ -220,8 +229,9 @@ impl Platform {
             config.settings.clone(),
         ));
 
-        let mut builder_settings = BuilderSettings::new(data.join("builder"));
+        let mut builder_settings = BuilderSettings::new(data.join("builder"), slugs);
         builder_settings.buildpacks = config.buildpacks.clone();
+        builder_settings.limits = config.build_limits;
         let hooks = HookServer::start(
             data.join("builder.sock"),
             Builder::new(builder_settings),
@@ -230,6 +240,10 @@ impl Platform {
         .await
         .map_err(built("starting the builder"))?;
         let repos = GitRepos::new(data.join("repos"), hooks.clone());
+        controller.attach_build_storage(Arc::new(BuilderStorage::new(
+            hooks.builder().clone(),
+            repos.root(),
+        )));
 
         let api = crate::http::router(controller.clone())
             .merge(git::routes(controller.clone(), repos.clone()));
@@ -272,7 +286,7 @@ impl Platform {
             route_sync,
             publisher,
             local,
-            _hooks: hooks,
+            hooks,
         };
         platform.restore().await;
         Ok(platform)
@@ -285,6 +299,11 @@ impl Platform {
             &StoredLogs(self.logs.clone()),
         )
         .await;
+    }
+
+    /// The builder (its slug store holds every app's slugs).
+    pub fn builder(&self) -> &Builder {
+        self.hooks.builder()
     }
 
     /// The API address.

@@ -18,13 +18,16 @@ use crate::client::{ControllerHooks, RemoteLogs};
 use crate::controller::{Controller, Settings};
 use crate::logs::LogSource;
 use crate::platform::{restore_apps, Backends, HttpServer, StoredLogs};
+use crate::slugs::BlobSlugFetcher;
 use deis_builder::git::GitRepos;
 use deis_builder::hook::HookServer;
+use deis_builder::slug_store::SlugStore;
 use deis_builder::ssh::{host_key, SshServer};
 use deis_builder::{Builder, BuilderSettings};
 use deis_core::discovery::keys;
 use deis_core::{DynScheduler, Error, Result};
 use deis_scheduler::{LocalConfig, LocalScheduler, LogSink, Publisher, PublisherConfig};
+use deis_store::blob::BlobStore;
 use deis_store::logs::{LogSettings, LogStore};
 use std::fmt;
 use std::net::SocketAddr;
@@ -78,6 +81,10 @@ pub struct ControllerRoleConfig {
     pub api_addr: SocketAddr,
     /// The remote logger; `None` keeps the logs in `data_dir/logs`.
     pub logger: Option<LoggerLink>,
+    /// The blob storage the builder uploads slugs to (`file:///dir`, `s3://…`), from which
+    /// the local scheduler fetches them; `None` is `data_dir/blobs`, which only a builder on
+    /// the same host with the same directory can share.
+    pub blob_url: Option<String>,
     /// The controller's settings; `builder_key` must be set, or no builder could deploy.
     pub settings: Settings,
 }
@@ -148,8 +155,10 @@ impl ControllerRole {
         let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match backends.scheduler {
             Some(scheduler) => (scheduler, None),
             None => {
-                let local =
-                    LocalScheduler::with_sink(LocalConfig::new(data.join("scheduler")), sink);
+                let slugs = open_slugs(config.blob_url.as_deref(), &data)?;
+                let mut local_config = LocalConfig::new(data.join("scheduler"));
+                local_config.slug_fetcher = Some(Arc::new(BlobSlugFetcher::new(slugs)));
+                let local = LocalScheduler::with_sink(local_config, sink);
                 (Arc::new(local.clone()), Some(local))
             }
         };
@@ -217,6 +226,17 @@ pub struct BuilderRoleConfig {
     pub builder_key: String,
     /// Buildpack directories tried in order before the built-in procfile buildpack.
     pub buildpacks: Vec<PathBuf>,
+    /// The blob storage slugs are uploaded to (`file:///dir`, `s3://…`), shared with the
+    /// controller's scheduler; `None` is `data_dir/blobs`.
+    pub blob_url: Option<String>,
+}
+
+/// The slug store a role uses: `url`, or `blobs` under the data directory.
+fn open_slugs(url: Option<&str>, data: &std::path::Path) -> Result<SlugStore> {
+    match url {
+        Some(url) => Ok(SlugStore::new(BlobStore::open(url)?)),
+        None => SlugStore::local(data.join("blobs")).map_err(built("opening the slug store")),
+    }
 }
 
 impl fmt::Debug for BuilderRoleConfig {
@@ -253,7 +273,8 @@ impl BuilderRole {
             .await
             .map_err(io("creating the data directory"))?;
         let controller = ControllerHooks::new(config.controller_url, config.builder_key);
-        let mut settings = BuilderSettings::new(data.join("builder"));
+        let slugs = open_slugs(config.blob_url.as_deref(), &data)?;
+        let mut settings = BuilderSettings::new(data.join("builder"), slugs);
         settings.buildpacks = config.buildpacks;
         let hooks = HookServer::start(
             data.join("builder.sock"),

@@ -3,7 +3,7 @@
 //! routes a request to it. Run: `cargo run -p deis-examples --example embed_platform`.
 use deis_api::platform::{Backends, Platform, PlatformConfig};
 use deis_api::wire::{BuildRequest, RegisterRequest};
-use deis_builder::{BuildRequest as Source, Builder, BuilderSettings};
+use deis_builder::BuildRequest as Source;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -38,10 +38,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         source_dir: work,
         env: Default::default(),
     };
-    let built = Builder::new(BuilderSettings::new(data.join("builder")))
+    // The platform's own builder stores the slug in the platform's slug store, where the
+    // local scheduler fetches it from.
+    let built = platform
+        .builder()
         .build(&request, &tokio::sync::mpsc::channel(1024).0)
         .await?;
-    let image = built.slug.display().to_string();
+    let image = built.slug;
     deis.create_build(
         &user,
         &app.id,

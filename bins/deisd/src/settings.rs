@@ -89,6 +89,10 @@ pub struct Cli {
     /// The shared key of the builder hooks (controller and builder roles).
     #[arg(long, env = "DEIS_BUILDER_KEY", hide_env_values = true)]
     pub builder_key: Option<String>,
+    /// Where slugs live, shared by the builder and the controller roles: `file:///dir`
+    /// (default: `blobs` in the data directory) or `s3://bucket/prefix` (feature `s3`).
+    #[arg(long, env = "DEIS_BLOB_STORE")]
+    pub blob_store: Option<String>,
 }
 
 /// The same settings, as a TOML file holds them.
@@ -115,6 +119,7 @@ struct FileSettings {
     logger_key: Option<String>,
     controller_url: Option<String>,
     builder_key: Option<String>,
+    blob_store: Option<String>,
 }
 
 /// The resolved settings.
@@ -139,6 +144,7 @@ pub struct Settings {
     pub logger_key: Option<String>,
     pub controller_url: String,
     pub builder_key: Option<String>,
+    pub blob_store: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -229,6 +235,7 @@ impl Settings {
             controller_url: url(cli.controller_url, file.controller_url, "controller-url")?
                 .unwrap_or_else(|| "http://127.0.0.1:8000".into()),
             builder_key: secret(cli.builder_key, file.builder_key, "builder-key")?,
+            blob_store: cli.blob_store.or(file.blob_store),
             role: cli.role.or(file.role).unwrap_or(Role::All),
             store: cli
                 .store
@@ -280,6 +287,7 @@ impl Settings {
             ssh_addr: Some(self.ssh_addr),
             syslog_addr: self.syslog_addr,
             buildpacks: self.buildpacks.clone(),
+            build_limits: Default::default(),
             settings: self.controller_settings(),
         }
     }
@@ -313,6 +321,7 @@ impl Settings {
             data_dir: self.data_dir.clone(),
             api_addr: self.api_addr,
             logger,
+            blob_url: self.blob_store.clone(),
             settings: self.controller_settings(),
         })
     }
@@ -328,6 +337,7 @@ impl Settings {
             controller_url: self.controller_url.clone(),
             builder_key: key.clone(),
             buildpacks: self.buildpacks.clone(),
+            blob_url: self.blob_store.clone(),
         })
     }
 

@@ -56,6 +56,8 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
     let builder_key = "builder-secret-for-the-test";
     let api = format!("http://127.0.0.1:{}", w.api);
     let logger_url = format!("http://127.0.0.1:{logger_port}");
+    // The builder uploads slugs where the controller's scheduler fetches them.
+    let blob_store = format!("--blob-store=file://{}", root.join("blobs").display());
 
     let _logger = deisd(
         &[
@@ -83,6 +85,7 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
             format!("--logger-url={logger_url}"),
             format!("--logger-key={logger_key}"),
             format!("--builder-key={builder_key}"),
+            blob_store.clone(),
         ],
         &w.home(),
     );
@@ -94,6 +97,7 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
             format!("--ssh-addr=127.0.0.1:{}", w.ssh),
             format!("--controller-url={api}"),
             format!("--builder-key={builder_key}"),
+            blob_store,
         ],
         &w.home(),
     );

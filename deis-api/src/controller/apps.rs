@@ -82,8 +82,8 @@ impl Controller {
         Ok(self.present(app))
     }
 
-    /// `DELETE /v1/apps/<id>/`: stops everything, forgets logs and discovery keys, then
-    /// deletes the records.
+    /// `DELETE /v1/apps/<id>/`: stops everything, deletes the app's repository, build
+    /// cache and slugs, forgets logs and discovery keys, then deletes the records.
     pub async fn destroy_app(&self, caller: &User, id: &str) -> ServiceResult<()> {
         let app = self.authorize_app(caller, id, Access::Destroy).await?;
         let _guard = self.lock_app(&app.id).await?;
@@ -103,6 +103,12 @@ impl Controller {
                 tracing::warn!(app = %app.id, error = %e, "could not remove the app's instances")
             }
             Err(_) => tracing::warn!(app = %app.id, "removing the app's instances timed out"),
+        }
+        if let Some(storage) = self.build_storage.get() {
+            if let Err(e) = storage.remove_app(&app.id).await {
+                tracing::warn!(app = %app.id, error = %e,
+                    "could not delete the app's repository, build cache or slugs");
+            }
         }
         if let Err(e) = self.logs.delete(&app.id).await {
             tracing::warn!(app = %app.id, error = %e, "could not delete the app's logs");
