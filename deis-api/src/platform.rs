@@ -1,7 +1,13 @@
 //! The whole platform in one process: the controller and its API, the builder (git over
 //! smart HTTP and SSH), the scheduler and its publisher, discovery, the built-in router
 //! following discovery, and the logger. `deisd` is a thin shell around [`Platform::start`];
-//! a Rust program can embed the platform the same way.
+//! a Rust program can embed the platform the same way, most simply with
+//! [`Platform::embedded`], deploying from a directory with [`Platform::deploy_dir`] and
+//! reaching apps through the router with [`Platform::get`] (module [`embed`]).
+
+pub mod embed;
+
+pub use embed::DeployError;
 
 use crate::controller::{Controller, Settings};
 use crate::git::{self, ControllerPushHandler, ControllerSshAuthorizer};
@@ -106,6 +112,7 @@ pub struct Platform {
     publisher: Publisher,
     local: Option<LocalScheduler>,
     _hooks: Arc<HookServer>,
+    embed: embed::EmbedParts,
 }
 
 /// Sends scheduler output to the log store.
@@ -210,7 +217,11 @@ impl Platform {
             router_admin_addr = Some(admin.local_addr());
             listening.push(admin);
         }
-        let route_sync = RouteSync::spawn(discovery.clone(), router, RouteSyncOptions::default())?;
+        let route_sync = RouteSync::spawn(
+            discovery.clone(),
+            router.clone(),
+            RouteSyncOptions::default(),
+        )?;
 
         let controller = Arc::new(Controller::new(
             backends.store,
@@ -222,9 +233,10 @@ impl Platform {
 
         let mut builder_settings = BuilderSettings::new(data.join("builder"));
         builder_settings.buildpacks = config.buildpacks.clone();
+        let builder = Builder::new(builder_settings);
         let hooks = HookServer::start(
             data.join("builder.sock"),
-            Builder::new(builder_settings),
+            builder.clone(),
             Arc::new(ControllerPushHandler::new(controller.clone())),
         )
         .await
@@ -273,6 +285,7 @@ impl Platform {
             publisher,
             local,
             _hooks: hooks,
+            embed: embed::EmbedParts::new(router, builder),
         };
         platform.restore().await;
         Ok(platform)

@@ -70,6 +70,29 @@ pub struct RegisterRequest {
     pub last_name: String,
 }
 
+impl RegisterRequest {
+    /// A registration with a user name, password and e-mail address (no given or family
+    /// name), as an embedding program or a test makes one.
+    ///
+    /// ```
+    /// let request = deis_api::wire::RegisterRequest::new("ada", "pw-ada", "ada@example.com");
+    /// assert_eq!(request.username, "ada");
+    /// assert!(request.first_name.is_empty());
+    /// ```
+    pub fn new(
+        username: impl Into<String>,
+        password: impl Into<String>,
+        email: impl Into<String>,
+    ) -> Self {
+        RegisterRequest {
+            username: username.into(),
+            password: password.into(),
+            email: email.into(),
+            ..RegisterRequest::default()
+        }
+    }
+}
+
 impl fmt::Debug for RegisterRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegisterRequest")
