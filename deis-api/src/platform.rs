@@ -144,8 +144,12 @@ impl LogSource for StoredLogs {
         Ok(())
     }
 
-    fn follow(&self, app: &str) -> Option<futures::stream::BoxStream<'static, String>> {
-        Some(self.0.follow(app))
+    async fn follow(
+        &self,
+        app: &str,
+        lines: usize,
+    ) -> Result<Option<futures::stream::BoxStream<'static, String>>> {
+        Ok(Some(self.0.tail_and_follow(app, lines)))
     }
 
     fn record(&self, app: &str, source: &str, line: &str) {
