@@ -49,6 +49,9 @@ pub struct PlatformConfig {
     pub buildpacks: Vec<PathBuf>,
     /// The controller's settings (platform domain, registration mode…).
     pub settings: Settings,
+    /// How often the repositories, build caches and slugs of destroyed apps are looked for
+    /// and deleted ([`crate::repo_gc`]).
+    pub repo_gc_interval: Duration,
 }
 
 impl PlatformConfig {
@@ -64,6 +67,7 @@ impl PlatformConfig {
             ssh_addr: None,
             syslog_addr: None,
             buildpacks: Vec::new(),
+            repo_gc_interval: crate::repo_gc::DEFAULT_INTERVAL,
             settings: Settings {
                 platform_domain: platform_domain.into(),
                 ..Settings::default()
@@ -112,6 +116,7 @@ pub struct Platform {
     publisher: Publisher,
     local: Option<LocalScheduler>,
     _hooks: Arc<HookServer>,
+    _collector: crate::repo_gc::RepoCollector,
     embed: embed::EmbedParts,
 }
 
@@ -246,6 +251,15 @@ impl Platform {
         .await
         .map_err(built("starting the builder"))?;
         let repos = GitRepos::new(data.join("repos"), hooks.clone());
+        let collector = crate::repo_gc::RepoCollector::spawn(
+            controller.clone(),
+            crate::repo_gc::BuilderDisk {
+                repos: repos.clone(),
+                repos_dir: data.join("repos"),
+                builder: builder.clone(),
+            },
+            config.repo_gc_interval,
+        );
 
         let api = crate::http::router(controller.clone())
             .merge(git::routes(controller.clone(), repos.clone()));
@@ -289,6 +303,7 @@ impl Platform {
             publisher,
             local,
             _hooks: hooks,
+            _collector: collector,
             embed: embed::EmbedParts::new(router, builder),
         };
         platform.restore().await;
