@@ -42,6 +42,7 @@ pub mod logs;
 pub mod names;
 pub mod openapi;
 pub mod platform;
+pub mod repo_gc;
 pub mod roles;
 pub mod secrets;
 pub mod slugs;

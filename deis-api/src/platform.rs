@@ -1,7 +1,13 @@
 //! The whole platform in one process: the controller and its API, the builder (git over
 //! smart HTTP and SSH), the scheduler and its publisher, discovery, the built-in router
 //! following discovery, and the logger. `deisd` is a thin shell around [`Platform::start`];
-//! a Rust program can embed the platform the same way.
+//! a Rust program can embed the platform the same way, most simply with
+//! [`Platform::embedded`], deploying from a directory with [`Platform::deploy_dir`] and
+//! reaching apps through the router with [`Platform::get`] (module [`embed`]).
+
+pub mod embed;
+
+pub use embed::DeployError;
 
 use crate::controller::{Controller, Settings};
 use crate::git::{self, ControllerPushHandler, ControllerSshAuthorizer};
@@ -49,6 +55,9 @@ pub struct PlatformConfig {
     pub build_limits: SlugLimits,
     /// The controller's settings (platform domain, registration mode…).
     pub settings: Settings,
+    /// How often the repositories, build caches and slugs of destroyed apps are looked for
+    /// and deleted ([`crate::repo_gc`]).
+    pub repo_gc_interval: Duration,
 }
 
 impl PlatformConfig {
@@ -65,6 +74,7 @@ impl PlatformConfig {
             syslog_addr: None,
             buildpacks: Vec::new(),
             build_limits: SlugLimits::default(),
+            repo_gc_interval: crate::repo_gc::DEFAULT_INTERVAL,
             settings: Settings {
                 platform_domain: platform_domain.into(),
                 ..Settings::default()
@@ -113,6 +123,8 @@ pub struct Platform {
     publisher: Publisher,
     local: Option<LocalScheduler>,
     hooks: Arc<HookServer>,
+    _collector: crate::repo_gc::RepoCollector,
+    embed: embed::EmbedParts,
 }
 
 /// Sends scheduler output to the log store.
@@ -144,8 +156,12 @@ impl LogSource for StoredLogs {
         Ok(())
     }
 
-    fn follow(&self, app: &str) -> Option<futures::stream::BoxStream<'static, String>> {
-        Some(self.0.follow(app))
+    async fn follow(
+        &self,
+        app: &str,
+        lines: usize,
+    ) -> Result<Option<futures::stream::BoxStream<'static, String>>> {
+        Ok(Some(self.0.tail_and_follow(app, lines)))
     }
 
     fn record(&self, app: &str, source: &str, line: &str) {
@@ -219,7 +235,11 @@ impl Platform {
             router_admin_addr = Some(admin.local_addr());
             listening.push(admin);
         }
-        let route_sync = RouteSync::spawn(discovery.clone(), router, RouteSyncOptions::default())?;
+        let route_sync = RouteSync::spawn(
+            discovery.clone(),
+            router.clone(),
+            RouteSyncOptions::default(),
+        )?;
 
         let controller = Arc::new(Controller::new(
             backends.store,
@@ -232,9 +252,10 @@ impl Platform {
         let mut builder_settings = BuilderSettings::new(data.join("builder"), slugs);
         builder_settings.buildpacks = config.buildpacks.clone();
         builder_settings.limits = config.build_limits;
+        let builder = Builder::new(builder_settings);
         let hooks = HookServer::start(
             data.join("builder.sock"),
-            Builder::new(builder_settings),
+            builder.clone(),
             Arc::new(ControllerPushHandler::new(controller.clone())),
         )
         .await
@@ -244,6 +265,15 @@ impl Platform {
             hooks.builder().clone(),
             repos.root(),
         )));
+        let collector = crate::repo_gc::RepoCollector::spawn(
+            controller.clone(),
+            crate::repo_gc::BuilderDisk {
+                repos: repos.clone(),
+                repos_dir: data.join("repos"),
+                builder: builder.clone(),
+            },
+            config.repo_gc_interval,
+        );
 
         let api = crate::http::router(controller.clone())
             .merge(git::routes(controller.clone(), repos.clone()));
@@ -287,6 +317,8 @@ impl Platform {
             publisher,
             local,
             hooks,
+            _collector: collector,
+            embed: embed::EmbedParts::new(router, builder),
         };
         platform.restore().await;
         Ok(platform)

@@ -5,8 +5,10 @@
 //! - [`ControllerRole`]: the API over the store, discovery and scheduler (with the
 //!   publisher), reading logs from a remote logger ([`RemoteLogs`]) and shipping app output
 //!   and `<app>[deis-controller]` events to it.
-//! - [`BuilderRole`]: git over SSH and the build pipeline; it talks to the controller only
-//!   through the builder hooks over HTTP ([`ControllerHooks`]), with the builder key.
+//! - [`BuilderRole`]: git over SSH and smart HTTP (`/<app>.git`, HTTP basic auth with the
+//!   user name and API token) and the build pipeline; it talks to the controller only
+//!   through the builder hooks over HTTP ([`ControllerHooks`]), with the builder key, and
+//!   deletes the repositories and build caches of destroyed apps ([`crate::repo_gc`]).
 //! - The logger is [`crate::logger::Logger`]; the router is `deis_router::BuiltinRouter`
 //!   with a `deis_discovery::RouteSync`.
 //!
@@ -18,6 +20,7 @@ use crate::client::{ControllerHooks, RemoteLogs};
 use crate::controller::{Controller, Settings};
 use crate::logs::LogSource;
 use crate::platform::{restore_apps, Backends, HttpServer, StoredLogs};
+use crate::repo_gc::{BuilderDisk, RepoCollector};
 use crate::slugs::BlobSlugFetcher;
 use deis_builder::git::GitRepos;
 use deis_builder::hook::HookServer;
@@ -220,6 +223,11 @@ pub struct BuilderRoleConfig {
     pub data_dir: PathBuf,
     /// The SSH address.
     pub ssh_addr: SocketAddr,
+    /// The git smart HTTP address (`http://<addr>/<app>.git`), if any.
+    pub http_addr: Option<SocketAddr>,
+    /// How often to look for the repositories and build caches of destroyed apps
+    /// ([`crate::repo_gc::DEFAULT_INTERVAL`] is a sensible value).
+    pub gc_interval: Duration,
     /// The controller's URL, e.g. `http://10.0.0.2:8000`.
     pub controller_url: String,
     /// The builder key the controller expects in `X-Deis-Builder-Auth`.
@@ -244,6 +252,8 @@ impl fmt::Debug for BuilderRoleConfig {
         f.debug_struct("BuilderRoleConfig")
             .field("data_dir", &self.data_dir)
             .field("ssh_addr", &self.ssh_addr)
+            .field("http_addr", &self.http_addr)
+            .field("gc_interval", &self.gc_interval)
             .field("controller_url", &self.controller_url)
             .field("builder_key", &"<redacted>")
             .field("buildpacks", &self.buildpacks)
@@ -255,12 +265,15 @@ impl fmt::Debug for BuilderRoleConfig {
 #[derive(Debug)]
 pub struct BuilderRole {
     ssh: SshServer,
+    http: Option<HttpServer>,
+    _collector: RepoCollector,
     _hooks: Arc<HookServer>,
 }
 
 impl BuilderRole {
-    /// Starts the hook socket and the SSH server; pushes are checked, recorded and deployed
-    /// through the controller's hooks.
+    /// Starts the hook socket, the SSH server, git smart HTTP (when `http_addr` is set) and
+    /// the collector of destroyed apps' leftovers; pushes are checked, recorded and
+    /// deployed through the controller's hooks.
     pub async fn start(config: BuilderRoleConfig) -> Result<BuilderRole> {
         if config.builder_key.is_empty() {
             return Err(invalid(
@@ -276,21 +289,44 @@ impl BuilderRole {
         let slugs = open_slugs(config.blob_url.as_deref(), &data)?;
         let mut settings = BuilderSettings::new(data.join("builder"), slugs);
         settings.buildpacks = config.buildpacks;
+        let builder = Builder::new(settings);
         let hooks = HookServer::start(
             data.join("builder.sock"),
-            Builder::new(settings),
+            builder.clone(),
             Arc::new(controller.clone()),
         )
         .await
         .map_err(built("starting the hook server"))?;
         let repos = GitRepos::new(data.join("repos"), hooks.clone());
+        let collector = RepoCollector::spawn(
+            Arc::new(controller.clone()),
+            BuilderDisk {
+                repos: repos.clone(),
+                repos_dir: data.join("repos"),
+                builder,
+            },
+            config.gc_interval,
+        );
+        let http = match config.http_addr {
+            Some(addr) => {
+                let routes = crate::git::routes_with(Arc::new(controller.clone()), repos.clone())
+                    .route("/healthz", axum::routing::get(|| async { "OK" }));
+                Some(HttpServer::start(addr, routes).await?)
+            }
+            None => None,
+        };
         let key = host_key(&data.join("ssh_host_ed25519_key"))
             .await
             .map_err(built("loading the SSH host key"))?;
         let ssh = SshServer::start(config.ssh_addr, key, repos, Arc::new(controller))
             .await
             .map_err(built("starting the SSH server"))?;
-        Ok(BuilderRole { ssh, _hooks: hooks })
+        Ok(BuilderRole {
+            ssh,
+            http,
+            _collector: collector,
+            _hooks: hooks,
+        })
     }
 
     /// The SSH address.
@@ -298,8 +334,16 @@ impl BuilderRole {
         self.ssh.address()
     }
 
-    /// Stops accepting connections.
+    /// The git smart HTTP address, if started.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
+    }
+
+    /// Stops accepting connections (letting git HTTP requests finish) and the collector.
     pub async fn shutdown(self) {
         drop(self.ssh);
+        if let Some(http) = self.http {
+            http.shutdown(Duration::from_secs(10)).await;
+        }
     }
 }

@@ -53,6 +53,13 @@ pub struct Cli {
     /// The builder's SSH address.
     #[arg(long, env = "DEIS_SSH_ADDR")]
     pub ssh_addr: Option<SocketAddr>,
+    /// The builder role's git smart HTTP address (`http://<addr>/<app>.git`); the whole
+    /// platform serves git over HTTP on the API address instead.
+    #[arg(long, env = "DEIS_GIT_HTTP_ADDR")]
+    pub git_http_addr: Option<SocketAddr>,
+    /// Seconds between two looks for the repositories and build caches of destroyed apps.
+    #[arg(long, env = "DEIS_REPO_GC_INTERVAL")]
+    pub repo_gc_interval: Option<u64>,
     /// The syslog listener's address (UDP and TCP).
     #[arg(long, env = "DEIS_SYSLOG_ADDR")]
     pub syslog_addr: Option<SocketAddr>,
@@ -106,6 +113,8 @@ struct FileSettings {
     router_admin_addr: Option<SocketAddr>,
     proxy_protocol: Option<bool>,
     ssh_addr: Option<SocketAddr>,
+    git_http_addr: Option<SocketAddr>,
+    repo_gc_interval: Option<u64>,
     syslog_addr: Option<SocketAddr>,
     domain: Option<String>,
     store: Option<String>,
@@ -132,6 +141,8 @@ pub struct Settings {
     pub router_admin_addr: Option<SocketAddr>,
     pub proxy_protocol: bool,
     pub ssh_addr: SocketAddr,
+    pub git_http_addr: SocketAddr,
+    pub repo_gc_interval: std::time::Duration,
     pub syslog_addr: Option<SocketAddr>,
     pub domain: String,
     pub store: String,
@@ -247,6 +258,12 @@ impl Settings {
             router_admin_addr: cli.router_admin_addr.or(file.router_admin_addr),
             proxy_protocol: cli.proxy_protocol.or(file.proxy_protocol).unwrap_or(false),
             ssh_addr: address(cli.ssh_addr, file.ssh_addr, "127.0.0.1:2222"),
+            git_http_addr: address(cli.git_http_addr, file.git_http_addr, "127.0.0.1:8001"),
+            repo_gc_interval: cli
+                .repo_gc_interval
+                .or(file.repo_gc_interval)
+                .map(|s| std::time::Duration::from_secs(s.max(1)))
+                .unwrap_or(deis_api::repo_gc::DEFAULT_INTERVAL),
             syslog_addr: cli.syslog_addr.or(file.syslog_addr),
             domain,
             discovery: cli
@@ -288,6 +305,7 @@ impl Settings {
             syslog_addr: self.syslog_addr,
             buildpacks: self.buildpacks.clone(),
             build_limits: Default::default(),
+            repo_gc_interval: self.repo_gc_interval,
             settings: self.controller_settings(),
         }
     }
@@ -334,6 +352,8 @@ impl Settings {
         Ok(BuilderRoleConfig {
             data_dir: self.data_dir.clone(),
             ssh_addr: self.ssh_addr,
+            http_addr: Some(self.git_http_addr),
+            gc_interval: self.repo_gc_interval,
             controller_url: self.controller_url.clone(),
             builder_key: key.clone(),
             buildpacks: self.buildpacks.clone(),

@@ -226,19 +226,18 @@ impl Controller {
         Ok(self.logs.tail(&app.id, lines).await?)
     }
 
-    /// The last `lines` lines of the app's log and a stream of the lines that follow.
+    /// The last `lines` lines of the app's log, then every line that follows, with no gap
+    /// between them (see [`crate::LogSource::follow`]).
     pub async fn follow_logs(
         &self,
         caller: &User,
         id: &str,
         lines: usize,
-    ) -> ServiceResult<(Option<String>, futures::stream::BoxStream<'static, String>)> {
+    ) -> ServiceResult<futures::stream::BoxStream<'static, String>> {
         let app = self.authorize_app(caller, id, Access::Use).await?;
-        // Subscribe first so no line falls between the tail and the stream.
-        let stream = self.logs.follow(&app.id).ok_or_else(|| {
+        self.logs.follow(&app.id, lines).await?.ok_or_else(|| {
             ServiceError::NotImplemented("This platform's log source cannot follow logs.".into())
-        })?;
-        Ok((self.logs.tail(&app.id, lines).await?, stream))
+        })
     }
 }
 
