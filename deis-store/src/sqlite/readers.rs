@@ -1,0 +1,238 @@
+//! The read path of [`super::SqliteStore`]: a small pool of rusqlite connections, each
+//! with its own cache of prepared statements.
+//!
+//! Why not the sqlx pool that does the writes: sqlx's SQLite driver hands every statement to
+//! a per-connection worker thread and back through channels, after an asynchronous pool
+//! checkout, and that round trip cost ~10 times the query itself (a point lookup takes ~10 µs
+//! in SQLite, a `get_app` through sqlx ~120 µs). Here a read checks out a connection from a
+//! mutex-guarded list and runs its statements on a thread of tokio's blocking pool; one
+//! read is one hand-off to that thread and back.
+//!
+//! Correctness: in WAL mode readers never wait for the writer and never block it. Each
+//! connection is in autocommit mode between calls, so every statement (or every
+//! [`snapshot`], for the calls that run several) starts a new read transaction and sees
+//! every write committed before it started: a read after an acknowledged write sees it. A
+//! cached statement is reset when it goes back to the cache, so no read transaction stays
+//! open across calls (which would both hide newer writes and stall checkpoints). The
+//! connections are `query_only`: a bug cannot write through them.
+//!
+//! Both drivers link the same `libsqlite3-sys` (one SQLite library in the process), so
+//! SQLite's per-process file-lock bookkeeping covers the writer's and the readers'
+//! connections alike.
+
+use super::BACKEND;
+use deis_core::{Error, Result};
+use rusqlite::{Connection, OpenFlags};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Statements kept prepared per connection: every read statement of the store fits.
+const STATEMENT_CACHE: usize = 64;
+
+/// Read connections, opened on demand up to a bound and kept for reuse.
+pub(super) struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    /// One permit per connection that may be open; closed by [`Readers::close`].
+    permits: Arc<Semaphore>,
+    /// Connections not in use.
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Readers {
+    /// Readers of the database at `path` (which must exist, with its schema), at most
+    /// `max` at a time. Opens one connection now so a bad file fails here.
+    pub(super) fn open(path: PathBuf, max: u32, busy_timeout: Duration) -> Result<Self> {
+        let readers = Readers {
+            permits: Arc::new(Semaphore::new(max.max(1) as usize)),
+            idle: Mutex::new(Vec::new()),
+            path,
+            busy_timeout,
+        };
+        let first = readers.connect()?;
+        readers.lock_idle().push(first);
+        Ok(readers)
+    }
+
+    /// Runs `read` with a connection on tokio's blocking pool and returns its result.
+    ///
+    /// Fails with `Error::Unavailable` once the store is closed.
+    pub(super) async fn run<T, F>(self: &Arc<Self>, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| closed())?;
+        let readers = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let connection = readers.checkout()?;
+            let result = read(&connection);
+            readers.checkin(connection);
+            result
+        })
+        .await
+        .map_err(|e| Error::backend(BACKEND, e))?
+    }
+
+    /// Refuses later reads and closes the idle connections.
+    pub(super) fn close(&self) {
+        self.permits.close();
+        self.lock_idle().clear();
+    }
+
+    fn lock_idle(&self) -> MutexGuard<'_, Vec<Connection>> {
+        // A panic while holding the lock cannot leave the list half-changed.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle connection, or a new one (the permit bounds how many exist).
+    fn checkout(&self) -> Result<Connection> {
+        if let Some(connection) = self.lock_idle().pop() {
+            return Ok(connection);
+        }
+        self.connect()
+    }
+
+    fn checkin(&self, connection: Connection) {
+        if connection.is_autocommit() && !self.permits.is_closed() {
+            self.lock_idle().push(connection);
+        }
+        // Otherwise it is dropped: a read left a transaction open (it cannot, but a stale
+        // snapshot must never be reused), or the store is closed.
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let connection = Connection::open_with_flags(&self.path, flags).map_err(read_error)?;
+        connection
+            .busy_timeout(self.busy_timeout)
+            .map_err(read_error)?;
+        // Read-write so it can take part in WAL recovery and checkpoints like any other
+        // connection, but refusing every statement that would change the database.
+        connection
+            .pragma_update(None, "query_only", true)
+            .map_err(read_error)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(connection)
+    }
+}
+
+fn closed() -> Error {
+    Error::Unavailable {
+        backend: BACKEND,
+        message: "the SQLite store is closed".into(),
+    }
+}
+
+/// Runs `read` in one read transaction, so the statements it runs see one snapshot (a page
+/// and the count of all pages agree).
+pub(super) fn snapshot<T>(
+    connection: &Connection,
+    read: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
+    let transaction = connection.unchecked_transaction().map_err(read_error)?;
+    let result = read(connection)?;
+    // Nothing was written: ending it either way releases the snapshot.
+    transaction.commit().map_err(read_error)?;
+    Ok(result)
+}
+
+/// Maps a rusqlite error: a busy or locked database (a reader only sees that during WAL
+/// recovery, beyond the busy timeout) is `Unavailable`, anything else `Backend`. rusqlite's
+/// messages name no bound value, so no secret can reach one.
+pub(super) fn read_error(error: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode::{CannotOpen, DatabaseBusy, DatabaseLocked};
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _)
+            if matches!(failure.code, DatabaseBusy | DatabaseLocked | CannotOpen) =>
+        {
+            Error::Unavailable {
+                backend: BACKEND,
+                message: error.to_string(),
+            }
+        }
+        _ => Error::backend(BACKEND, error),
+    }
+}
+
+/// The row `sql` finds, decoded, if there is one.
+pub(super) fn one<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    decode: fn(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    let mut statement = connection.prepare_cached(sql).map_err(read_error)?;
+    let mut rows = statement.query(params).map_err(read_error)?;
+    match rows.next().map_err(read_error)? {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Whether `sql` finds a row.
+pub(super) fn exists(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<bool> {
+    let mut statement = connection.prepare_cached(sql).map_err(read_error)?;
+    statement.exists(params).map_err(read_error)
+}
+
+/// The count a `SELECT COUNT(*)` statement gives.
+pub(super) fn count(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<u64> {
+    let mut statement = connection.prepare_cached(sql).map_err(read_error)?;
+    let count: i64 = statement
+        .query_row(params, |row| row.get(0))
+        .map_err(read_error)?;
+    Ok(crate::codec::uint(count))
+}
+
+/// Every row `sql` finds, decoded.
+pub(super) fn all<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    mut decode: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut statement = connection.prepare_cached(sql).map_err(read_error)?;
+    let mut rows = statement.query(params).map_err(read_error)?;
+    let mut items = Vec::new();
+    while let Some(row) = rows.next().map_err(read_error)? {
+        items.push(decode(row)?);
+    }
+    Ok(items)
+}
+
+/// The rows of one page of a list statement and its `total` column (`None` when the page
+/// is empty and the total must be counted separately).
+pub(super) fn page<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    decode: fn(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<(Option<u64>, Vec<T>)> {
+    let mut total = None;
+    let items = all(connection, sql, params, |row| {
+        if total.is_none() {
+            total = Some(super::read_rows::total(row)?);
+        }
+        decode(row)
+    })?;
+    Ok((total, items))
+}
