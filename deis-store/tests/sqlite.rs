@@ -201,6 +201,9 @@ async fn a_closed_store_refuses_reads_and_writes() {
     store.close().await;
     let read = store.get_user("gone").await.unwrap_err();
     assert!(read.is_retryable(), "{read:?}");
-    let write = store.create_user(suite::new_user("later")).await.unwrap_err();
+    let write = store
+        .create_user(suite::new_user("later"))
+        .await
+        .unwrap_err();
     assert!(write.is_retryable(), "{write:?}");
 }

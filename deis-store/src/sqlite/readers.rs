@@ -5,8 +5,9 @@
 //! a per-connection worker thread and back through channels, after an asynchronous pool
 //! checkout, and that round trip cost ~10 times the query itself (a point lookup takes ~10 µs
 //! in SQLite, a `get_app` through sqlx ~120 µs). Here a read checks out a connection from a
-//! mutex-guarded list and runs its statements on a thread of tokio's blocking pool; one
-//! read is one hand-off to that thread and back.
+//! mutex-guarded list and runs its statements either right on the calling thread (lookups
+//! of a few rows through an index: [`Readers::run_point`]) or on a thread of tokio's
+//! blocking pool (lists, whose cost grows with the data: [`Readers::run`]).
 //!
 //! Correctness: in WAL mode readers never wait for the writer and never block it. Each
 //! connection is in autocommit mode between calls, so every statement (or every
@@ -35,8 +36,10 @@ const STATEMENT_CACHE: usize = 64;
 pub(super) struct Readers {
     path: PathBuf,
     busy_timeout: Duration,
-    /// One permit per connection that may be open; closed by [`Readers::close`].
+    /// One permit per read on the blocking pool; closed by [`Readers::close`].
     permits: Arc<Semaphore>,
+    /// Connections kept open when idle.
+    max: usize,
     /// Connections not in use.
     idle: Mutex<Vec<Connection>>,
 }
@@ -45,8 +48,10 @@ impl Readers {
     /// Readers of the database at `path` (which must exist, with its schema), at most
     /// `max` at a time. Opens one connection now so a bad file fails here.
     pub(super) fn open(path: PathBuf, max: u32, busy_timeout: Duration) -> Result<Self> {
+        let max = max.max(1) as usize;
         let readers = Readers {
-            permits: Arc::new(Semaphore::new(max.max(1) as usize)),
+            permits: Arc::new(Semaphore::new(max)),
+            max,
             idle: Mutex::new(Vec::new()),
             path,
             busy_timeout,
@@ -56,7 +61,8 @@ impl Readers {
         Ok(readers)
     }
 
-    /// Runs `read` with a connection on tokio's blocking pool and returns its result.
+    /// Runs `read` with a connection on tokio's blocking pool and returns its result; for
+    /// reads whose cost grows with the data (lists). It may wait up to the busy timeout.
     ///
     /// Fails with `Error::Unavailable` once the store is closed.
     pub(super) async fn run<T, F>(self: &Arc<Self>, read: F) -> Result<T>
@@ -74,12 +80,47 @@ impl Readers {
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let connection = readers.checkout()?;
-            let result = read(&connection);
-            readers.checkin(connection);
+            // Only here may a read wait for a lock; see `run_point`.
+            let result = connection
+                .busy_timeout(readers.busy_timeout)
+                .map_err(read_error)
+                .and_then(|()| read(&connection));
+            if connection.busy_timeout(Duration::ZERO).is_ok() {
+                readers.checkin(connection);
+            }
             result
         })
         .await
         .map_err(|e| Error::backend(BACKEND, e))?
+    }
+
+    /// Runs `read`, a lookup of a bounded number of rows through an index, on the calling
+    /// thread, and returns its result: such a read costs a few microseconds of CPU, about
+    /// what handing it to another thread and back would cost, so it is not handed off.
+    ///
+    /// It never waits on the calling thread: the connections have no busy timeout outside
+    /// [`Readers::run`], so if SQLite cannot start the read at once (a reader only meets a
+    /// lock while another connection recovers the WAL index after a crash) the read fails
+    /// with `Unavailable` here and is run again through [`Readers::run`], on the blocking
+    /// pool, where it may wait. What can still take time on this thread is reading a page
+    /// that is not in the operating system's cache, as with any memory-mapped data.
+    ///
+    /// Fails with `Error::Unavailable` once the store is closed.
+    pub(super) async fn run_point<T, F>(self: &Arc<Self>, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static,
+    {
+        if self.permits.is_closed() {
+            return Err(closed());
+        }
+        let connection = self.checkout()?;
+        let result = read(&connection);
+        self.checkin(connection);
+        match result {
+            Err(Error::Unavailable { .. }) => self.run(move |c| read(c)).await,
+            done => done,
+        }
     }
 
     /// Refuses later reads and closes the idle connections.
@@ -93,7 +134,7 @@ impl Readers {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An idle connection, or a new one (the permit bounds how many exist).
+    /// An idle connection, or a new one.
     fn checkout(&self) -> Result<Connection> {
         if let Some(connection) = self.lock_idle().pop() {
             return Ok(connection);
@@ -103,10 +144,13 @@ impl Readers {
 
     fn checkin(&self, connection: Connection) {
         if connection.is_autocommit() && !self.permits.is_closed() {
-            self.lock_idle().push(connection);
+            let mut idle = self.lock_idle();
+            if idle.len() < self.max {
+                idle.push(connection);
+            }
         }
-        // Otherwise it is dropped: a read left a transaction open (it cannot, but a stale
-        // snapshot must never be reused), or the store is closed.
+        // Otherwise it is dropped: enough are idle, a read left a transaction open (it
+        // cannot, but a stale snapshot must never be reused), or the store is closed.
     }
 
     fn connect(&self) -> Result<Connection> {
@@ -114,8 +158,9 @@ impl Readers {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;
         let connection = Connection::open_with_flags(&self.path, flags).map_err(read_error)?;
+        // No waiting on a lock unless `run` asks for it.
         connection
-            .busy_timeout(self.busy_timeout)
+            .busy_timeout(Duration::ZERO)
             .map_err(read_error)?;
         // Read-write so it can take part in WAL recovery and checkpoints like any other
         // connection, but refusing every statement that would change the database.

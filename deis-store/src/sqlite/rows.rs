@@ -83,4 +83,3 @@ pub(super) fn release(row: &SqliteRow) -> Result<Release> {
         updated: time(row, "updated")?,
     })
 }
-

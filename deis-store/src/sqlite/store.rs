@@ -51,13 +51,24 @@ impl SqliteStore {
         }
     }
 
-    /// Runs `read` on a read connection (see [`super::readers`]).
+    /// Runs `read`, a list, on a read connection on the blocking pool (see
+    /// [`super::readers`]).
     async fn read<T, F>(&self, read: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
         self.readers.run(read).await
+    }
+
+    /// Runs `read`, a lookup of a few rows through an index, on a read connection on this
+    /// thread (see [`super::readers`]).
+    async fn read_point<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.readers.run_point(read).await
     }
 
     /// One page of an app-scoped list: `list_sql` bound to (app, limit, offset), and when
@@ -301,7 +312,7 @@ impl Store for SqliteStore {
 
     async fn get_user(&self, username: &str) -> Result<User> {
         let username = username.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             readers::one(c, sql::GET_USER, [&username], read_rows::user)?
                 .ok_or_else(|| Error::not_found(Kind::User, &username))
         })
@@ -411,7 +422,7 @@ impl Store for SqliteStore {
 
     async fn user_by_token(&self, token: &TokenHash) -> Result<User> {
         let hash = token.0.clone();
-        self.read(move |c| {
+        self.read_point(move |c| {
             readers::one(c, sql::USER_BY_TOKEN, [&hash], read_rows::user)?
                 // Never put the hash in an error.
                 .ok_or_else(|| Error::not_found(Kind::Token, "(hidden)"))
@@ -447,7 +458,7 @@ impl Store for SqliteStore {
 
     async fn get_key(&self, owner: &str, key_id: &str) -> Result<Key> {
         let (owner, key_id) = (owner.to_owned(), key_id.to_owned());
-        self.read(move |c| {
+        self.read_point(move |c| {
             readers::one(c, sql::GET_KEY, [&owner, &key_id], read_rows::key)?
                 .ok_or_else(|| Error::not_found(Kind::Key, &key_id))
         })
@@ -477,7 +488,7 @@ impl Store for SqliteStore {
 
     async fn key_by_fingerprint(&self, fingerprint: &str) -> Result<Key> {
         let fingerprint = fingerprint.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             readers::one(c, sql::KEY_BY_FINGERPRINT, [&fingerprint], read_rows::key)?
                 .ok_or_else(|| Error::not_found(Kind::Key, &fingerprint))
         })
@@ -541,7 +552,7 @@ impl Store for SqliteStore {
 
     async fn get_app(&self, app_id: &str) -> Result<App> {
         let app_id = app_id.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             readers::one(c, sql::GET_APP, [&app_id], read_rows::app)?
                 .ok_or_else(|| Error::not_found(Kind::App, &app_id))
         })
@@ -673,7 +684,7 @@ impl Store for SqliteStore {
 
     async fn collaborators(&self, app: &str) -> Result<Vec<String>> {
         let app = app.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             snapshot(c, |c| {
                 let users = readers::all(c, sql::LIST_COLLABORATORS, [&app], |row| {
                     row.get(0).map_err(read_error)
@@ -689,7 +700,7 @@ impl Store for SqliteStore {
 
     async fn get_build(&self, app: &str, uuid: Uuid) -> Result<Build> {
         let app = app.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             match readers::one(c, sql::GET_BUILD, [&app, &id(uuid)], read_rows::build)? {
                 Some(build) => Ok(build),
                 None => {
@@ -714,21 +725,21 @@ impl Store for SqliteStore {
 
     async fn current_config(&self, app: &str) -> Result<Config> {
         let app = app.to_owned();
-        self.read(
-            move |c| match readers::one(c, sql::CURRENT_CONFIG, [&app], read_rows::config)? {
+        self.read_point(move |c| {
+            match readers::one(c, sql::CURRENT_CONFIG, [&app], read_rows::config)? {
                 Some(config) => Ok(config),
                 None => {
                     require_app(c, &app)?;
                     Err(Error::not_found(Kind::Release, format!("{app} latest")))
                 }
-            },
-        )
+            }
+        })
         .await
     }
 
     async fn get_config(&self, app: &str, uuid: Uuid) -> Result<Config> {
         let app = app.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             match readers::one(c, sql::GET_CONFIG, [&app, &id(uuid)], read_rows::config)? {
                 Some(config) => Ok(config),
                 None => {
@@ -796,7 +807,7 @@ impl Store for SqliteStore {
 
     async fn get_release(&self, app: &str, version: u64) -> Result<Release> {
         let app = app.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             let found = readers::one(
                 c,
                 sql::GET_RELEASE,
@@ -816,7 +827,7 @@ impl Store for SqliteStore {
 
     async fn latest_release(&self, app: &str) -> Result<Release> {
         let app = app.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             match readers::one(c, sql::LATEST_RELEASE, [&app], read_rows::release)? {
                 Some(release) => Ok(release),
                 None => {
@@ -863,7 +874,7 @@ impl Store for SqliteStore {
 
     async fn get_domain(&self, domain: &str) -> Result<Domain> {
         let domain = domain.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             readers::one(c, sql::GET_DOMAIN, [&domain], read_rows::domain)?
                 .ok_or_else(|| Error::not_found(Kind::Domain, &domain))
         })
@@ -924,7 +935,7 @@ impl Store for SqliteStore {
 
     async fn get_certificate(&self, common_name: &str) -> Result<Certificate> {
         let common_name = common_name.to_owned();
-        self.read(move |c| {
+        self.read_point(move |c| {
             readers::one(
                 c,
                 sql::GET_CERTIFICATE,
