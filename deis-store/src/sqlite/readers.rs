@@ -281,3 +281,76 @@ pub(super) fn page<T>(
     })?;
     Ok((total, items))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn readers(dir: &tempfile::TempDir) -> Arc<Readers> {
+        let path = dir.path().join("r.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA journal_mode=WAL; CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (7);",
+            )
+            .unwrap();
+        Arc::new(Readers::open(path, 2, Duration::from_secs(5)).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_point_read_that_meets_a_lock_is_retried_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let seen = calls.clone();
+        let value = readers
+            .run_point(move |c| {
+                if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                    // What a busy database gives on the calling thread.
+                    return Err(read_error(rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                        None,
+                    )));
+                }
+                count(c, "SELECT x FROM t", [])
+            })
+            .await
+            .unwrap();
+        assert_eq!((value, calls.load(Ordering::SeqCst)), (7, 2));
+        // Other errors are final.
+        let error = readers
+            .run_point(|c| count(c, "SELECT nope FROM t", []))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Backend { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_bounded_and_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = readers(&dir);
+        for _ in 0..10 {
+            readers
+                .run(|c| count(c, "SELECT x FROM t", []))
+                .await
+                .unwrap();
+            readers
+                .run_point(|c| count(c, "SELECT x FROM t", []))
+                .await
+                .unwrap();
+        }
+        assert!(readers.lock_idle().len() <= 2);
+        let write = readers
+            .run(|c| {
+                c.execute("INSERT INTO t VALUES (1)", [])
+                    .map(|_| ())
+                    .map_err(read_error)
+            })
+            .await;
+        assert!(write.is_err(), "query_only refuses writes");
+        readers.close();
+        let closed = readers.run_point(|c| count(c, "SELECT x FROM t", [])).await;
+        assert!(matches!(closed, Err(Error::Unavailable { .. })));
+    }
+}
