@@ -7,6 +7,8 @@
 # summary and stops the server it started.
 #
 # Usage: deis-api/benches/wrk.sh            (env: DURATION=10s THREADS=2 CONNECTIONS=32)
+#        SERVER=/path/to/bench_server deis-api/benches/wrk.sh   (skip the build and load test
+#        that binary, e.g. one built from an older commit for a same-sitting comparison)
 # Target (2 cores): at least 15,000 GET/s with p99 under 5 ms.
 set -euo pipefail
 
@@ -19,8 +21,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/deis-rs/target-api}"
 
 command -v wrk >/dev/null || { echo "wrk.sh: wrk is not installed" >&2; exit 1; }
 
-(cd "$ROOT" && cargo build --quiet --release -p deis-api --example bench_server)
-SERVER="$CARGO_TARGET_DIR/release/examples/bench_server"
+if [[ -z "${SERVER:-}" ]]; then
+    (cd "$ROOT" && cargo build --quiet --release -p deis-api --example bench_server)
+    SERVER="$CARGO_TARGET_DIR/release/examples/bench_server"
+fi
 
 WORK="$(mktemp -d /tmp/deis-api-bench.XXXXXX)"
 # The store under test: SQLite in the work directory unless STORE names another URL.

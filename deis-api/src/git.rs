@@ -4,7 +4,8 @@
 //! client authenticates with HTTP basic auth as `<username>:<API token>`.
 
 use crate::controller::Controller;
-use crate::wire::{BuildHookRequest, BuildHookResponse, PushHookRequest};
+use crate::controller::ServiceError;
+use crate::wire::{AuthHookRequest, BuildHookRequest, BuildHookResponse, PushHookRequest};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -92,7 +93,7 @@ pub(crate) fn build_request(
     BuildHookRequest {
         receive_user: push.user.clone(),
         receive_repo: push.app.clone(),
-        image: output.slug.display().to_string(),
+        image: output.slug.clone(),
         sha: sha.chars().take(7).collect(),
         procfile: output.procfile.clone(),
         dockerfile: String::new(),
@@ -152,28 +153,129 @@ impl SshAuthorizer for ControllerSshAuthorizer {
     }
 }
 
+/// Why a git smart HTTP request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitDenial {
+    /// Missing or wrong credentials: 401 with a basic-auth challenge (git asks again).
+    Unauthenticated(String),
+    /// The user may not use the app: 403.
+    Forbidden(String),
+    /// No such app: 404.
+    NotFound(String),
+    /// The check could not be made (the controller is unreachable): 503.
+    Unavailable(String),
+}
+
+impl GitDenial {
+    /// The answer git receives: a `text/plain` body, which git shows to the pusher as
+    /// `remote: deis: …` lines.
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            GitDenial::Unauthenticated(message) => return challenge(&message),
+            GitDenial::Forbidden(message) => (StatusCode::FORBIDDEN, message),
+            GitDenial::NotFound(message) => (StatusCode::NOT_FOUND, message),
+            GitDenial::Unavailable(message) => (StatusCode::SERVICE_UNAVAILABLE, message),
+        };
+        plain(status, &message)
+    }
+}
+
+fn plain(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [("content-type", "text/plain; charset=utf-8")],
+        format!("deis: {message}\n"),
+    )
+        .into_response()
+}
+
+/// Checks the credentials of git smart HTTP (HTTP basic auth: user name and API token) and
+/// the user's right to use the app: the controller in process ([`ControllerHttpAuthorizer`])
+/// or, for a builder apart from it, the controller's `POST /v1/hooks/auth/`
+/// ([`crate::client::ControllerHooks`]).
+#[async_trait]
+pub trait GitHttpAuthorizer: std::fmt::Debug + Send + Sync + 'static {
+    /// The user name when `token` is `username`'s API token and they may use `app`.
+    async fn authorize_http(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+    ) -> Result<String, GitDenial>;
+}
+
+/// Git smart HTTP credentials checked against the controller in this process.
+#[derive(Debug, Clone)]
+pub struct ControllerHttpAuthorizer {
+    controller: Arc<Controller>,
+}
+
+impl ControllerHttpAuthorizer {
+    /// An authorizer over `controller`.
+    pub fn new(controller: Arc<Controller>) -> Self {
+        ControllerHttpAuthorizer { controller }
+    }
+}
+
+/// A controller refusal as a git denial.
+pub(crate) fn denial(error: ServiceError) -> GitDenial {
+    match error {
+        ServiceError::Unauthenticated(message) => GitDenial::Unauthenticated(message),
+        ServiceError::Forbidden(message) => GitDenial::Forbidden(message),
+        ServiceError::NotFound(message) => GitDenial::NotFound(message),
+        other => GitDenial::Unavailable(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl GitHttpAuthorizer for ControllerHttpAuthorizer {
+    async fn authorize_http(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+    ) -> Result<String, GitDenial> {
+        let request = AuthHookRequest {
+            receive_user: username.into(),
+            receive_repo: app.into(),
+            token: token.into(),
+        };
+        self.controller
+            .hook_auth(&request)
+            .await
+            .map(|answer| answer.username)
+            .map_err(denial)
+    }
+}
+
 #[derive(Clone)]
 struct GitState {
-    controller: Arc<Controller>,
+    authorizer: Arc<dyn GitHttpAuthorizer>,
     repos: GitRepos,
 }
 
 /// The git smart HTTP routes (`/<app>.git/info/refs`, `/<app>.git/git-receive-pack`,
 /// `/<app>.git/git-upload-pack`) for the API port.
 pub fn routes(controller: Arc<Controller>, repos: GitRepos) -> Router {
+    routes_with(Arc::new(ControllerHttpAuthorizer::new(controller)), repos)
+}
+
+/// The same git smart HTTP routes with credentials checked by `authorizer` (a builder
+/// apart from the controller asks it over HTTP).
+pub fn routes_with(authorizer: Arc<dyn GitHttpAuthorizer>, repos: GitRepos) -> Router {
     Router::new()
         .route("/{repo}/info/refs", get(info_refs))
         .route("/{repo}/{service}", post(rpc))
-        .with_state(GitState { controller, repos })
+        .with_state(GitState { authorizer, repos })
 }
 
 fn challenge(message: &str) -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [("www-authenticate", "Basic realm=\"deis\"")],
-        format!("{message}\n"),
-    )
-        .into_response()
+    let mut response = plain(StatusCode::UNAUTHORIZED, message);
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Basic realm=\"deis\""),
+    );
+    response
 }
 
 /// Authenticates `user:token` basic auth and checks the user may use the app.
@@ -198,16 +300,14 @@ async fn authorize(
     let Some((username, token)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
         return Err(challenge("authenticate with your user name and API token"));
     };
-    let user = match state.controller.authenticate(token).await {
-        Ok(user) if user.username == username => user,
-        _ => return Err(challenge("invalid user name or token")),
-    };
-    if let Err(error) = state.controller.hook_config(&user.username, &app).await {
-        return Err(crate::http::errors::ApiError::from(error).into_response());
-    }
+    let user = state
+        .authorizer
+        .authorize_http(username, token, &app)
+        .await
+        .map_err(GitDenial::into_response)?;
     Ok(PushContext {
         app,
-        user: user.username,
+        user,
         fingerprint: None,
         connection: "smart-http".into(),
     })

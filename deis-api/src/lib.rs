@@ -42,8 +42,10 @@ pub mod logs;
 pub mod names;
 pub mod openapi;
 pub mod platform;
+pub mod repo_gc;
 pub mod roles;
 pub mod secrets;
+pub mod slugs;
 pub mod wire;
 
 pub use controller::{Controller, RegistrationMode, ServiceError, Settings};

@@ -225,11 +225,10 @@ async fn read(
     let text_plain = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
     if follow {
         use futures::StreamExt;
-        // Subscribe before reading the tail so no line falls between them.
-        let live = state.logs.follow(&app);
-        let tail = state.logs.tail(&app, lines);
-        let body = futures::stream::iter(tail)
-            .chain(live)
+        // The tail and the live lines from one position: nothing missed, nothing twice.
+        let body = state
+            .logs
+            .tail_and_follow(&app, lines)
             .map(|line| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line + "\n")));
         return (text_plain, Body::from_stream(body)).into_response();
     }

@@ -1,5 +1,6 @@
-//! Where app logs come from. The logger component plugs in here later; until then the
-//! controller serves what an in-memory [`MemoryLogs`] holds (nothing unless pushed).
+//! Where app logs come from: the [`LogSource`] trait. The platform serves its log store
+//! (`platform::StoredLogs`), a controller role a remote logger
+//! (`client::RemoteLogs`); [`MemoryLogs`] is a small in-memory source for tests.
 
 use async_trait::async_trait;
 use deis_core::Result;
@@ -18,10 +19,16 @@ pub trait LogSource: Debug + Send + Sync + 'static {
     async fn tail(&self, app: &str, lines: usize) -> Result<Option<String>>;
     /// Forgets the app's logs (the app was destroyed).
     async fn delete(&self, app: &str) -> Result<()>;
-    /// New lines of the app from now on, one per item (`deis logs -f`); `None` when this
-    /// source cannot follow.
-    fn follow(&self, _app: &str) -> Option<futures::stream::BoxStream<'static, String>> {
-        None
+    /// The last `lines` lines of the app, then every new line as it comes, one per item
+    /// (`deis logs -f`, like `tail -n <lines> -f`): the tail and the stream come from one
+    /// position, so no line written while the follower connects is missed or repeated.
+    /// `Ok(None)` when this source cannot follow.
+    async fn follow(
+        &self,
+        _app: &str,
+        _lines: usize,
+    ) -> Result<Option<futures::stream::BoxStream<'static, String>>> {
+        Ok(None)
     }
     /// Records a platform event about the app (`<app>[deis-controller]: alice deployed …`,
     /// as Deis v1 showed them in `deis logs`). Sources that only read may ignore it.

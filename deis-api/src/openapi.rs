@@ -191,6 +191,9 @@ pub fn schemas() -> BTreeMap<String, RefOr<Schema>> {
         .schema_from::<wire::BuildHookResponse>()
         .schema_from::<wire::ConfigHookRequest>()
         .schema_from::<wire::KeyHookResponse>()
+        .schema_from::<wire::AuthHookRequest>()
+        .schema_from::<wire::AuthHookResponse>()
+        .schema_from::<wire::AppsHookResponse>()
         .build();
     components.schemas.into_iter().collect()
 }

@@ -1,14 +1,23 @@
 //! The whole platform in one process: the controller and its API, the builder (git over
 //! smart HTTP and SSH), the scheduler and its publisher, discovery, the built-in router
 //! following discovery, and the logger. `deisd` is a thin shell around [`Platform::start`];
-//! a Rust program can embed the platform the same way.
+//! a Rust program can embed the platform the same way, most simply with
+//! [`Platform::embedded`], deploying from a directory with [`Platform::deploy_dir`] and
+//! reaching apps through the router with [`Platform::get`] (module [`embed`]).
+
+pub mod embed;
+
+pub use embed::DeployError;
 
 use crate::controller::{Controller, Settings};
 use crate::git::{self, ControllerPushHandler, ControllerSshAuthorizer};
 use crate::logs::LogSource;
+use crate::slugs::{BlobSlugFetcher, BuilderStorage};
 use async_trait::async_trait;
 use deis_builder::git::GitRepos;
 use deis_builder::hook::HookServer;
+use deis_builder::slug::SlugLimits;
+use deis_builder::slug_store::SlugStore;
 use deis_builder::ssh::{host_key, SshServer};
 use deis_builder::{Builder, BuilderSettings};
 use deis_core::discovery::keys;
@@ -17,7 +26,9 @@ use deis_core::store::AppFilter;
 use deis_core::{DynDiscovery, DynScheduler, DynStore, Error, Result};
 use deis_discovery::{RouteSync, RouteSyncOptions};
 use deis_router::{BuiltinRouter, ListenerKind, ListenerOptions, Listening, RouterConfig};
-use deis_scheduler::{LocalConfig, LocalScheduler, LogSink, Publisher, PublisherConfig};
+use deis_scheduler::{
+    LocalConfig, LocalScheduler, LogSink, Publisher, PublisherConfig, SlugFetcher,
+};
 use deis_store::logs::{LogSettings, LogStore, SyslogListener};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +38,8 @@ use std::time::Duration;
 /// Where the platform listens and keeps its data.
 #[derive(Debug, Clone)]
 pub struct PlatformConfig {
-    /// The data directory: logs, slugs, repositories, build caches, the SSH host key.
+    /// The data directory: logs, slugs (`blobs/`), repositories, build caches, the SSH host
+    /// key.
     pub data_dir: PathBuf,
     /// The API (and git smart HTTP) address.
     pub api_addr: SocketAddr,
@@ -41,8 +53,13 @@ pub struct PlatformConfig {
     pub syslog_addr: Option<SocketAddr>,
     /// Buildpack directories tried in order before the built-in procfile buildpack.
     pub buildpacks: Vec<PathBuf>,
+    /// How large a pushed app may be (per file and in total); larger pushes are rejected.
+    pub build_limits: SlugLimits,
     /// The controller's settings (platform domain, registration mode…).
     pub settings: Settings,
+    /// How often the repositories, build caches and slugs of destroyed apps are looked for
+    /// and deleted ([`crate::repo_gc`]).
+    pub repo_gc_interval: Duration,
 }
 
 impl PlatformConfig {
@@ -58,6 +75,8 @@ impl PlatformConfig {
             ssh_addr: None,
             syslog_addr: None,
             buildpacks: Vec::new(),
+            build_limits: SlugLimits::default(),
+            repo_gc_interval: crate::repo_gc::DEFAULT_INTERVAL,
             settings: Settings {
                 platform_domain: platform_domain.into(),
                 ..Settings::default()
@@ -83,8 +102,13 @@ pub struct Backends {
 /// Connects a scheduler whose instances' output goes to the platform's log sink.
 #[async_trait]
 pub trait SchedulerFactory: std::fmt::Debug + Send + Sync {
-    /// Connects the scheduler; app output goes to `sink`.
-    async fn connect(&self, sink: Arc<dyn LogSink>) -> Result<DynScheduler>;
+    /// Connects the scheduler; app output goes to `sink`, and slugs stored by the builder
+    /// (`blob://` locations) are read through `slugs`.
+    async fn connect(
+        &self,
+        sink: Arc<dyn LogSink>,
+        slugs: Arc<dyn SlugFetcher>,
+    ) -> Result<DynScheduler>;
 }
 
 /// The scheduler `backends` names: theirs, a connected one, or (`None`) the local one.
@@ -92,10 +116,11 @@ pub(crate) async fn chosen_scheduler(
     scheduler: Option<DynScheduler>,
     factory: Option<Arc<dyn SchedulerFactory>>,
     sink: Arc<dyn LogSink>,
+    slugs: Arc<dyn SlugFetcher>,
 ) -> Result<Option<DynScheduler>> {
     match (scheduler, factory) {
         (Some(scheduler), _) => Ok(Some(scheduler)),
-        (None, Some(factory)) => Ok(Some(factory.connect(sink).await?)),
+        (None, Some(factory)) => Ok(Some(factory.connect(sink, slugs).await?)),
         (None, None) => Ok(None),
     }
 }
@@ -129,7 +154,9 @@ pub struct Platform {
     route_sync: RouteSync,
     publisher: Publisher,
     local: Option<LocalScheduler>,
-    _hooks: Arc<HookServer>,
+    hooks: Arc<HookServer>,
+    _collector: crate::repo_gc::RepoCollector,
+    embed: embed::EmbedParts,
 }
 
 /// Sends scheduler output to the log store.
@@ -161,8 +188,12 @@ impl LogSource for StoredLogs {
         Ok(())
     }
 
-    fn follow(&self, app: &str) -> Option<futures::stream::BoxStream<'static, String>> {
-        Some(self.0.follow(app))
+    async fn follow(
+        &self,
+        app: &str,
+        lines: usize,
+    ) -> Result<Option<futures::stream::BoxStream<'static, String>>> {
+        Ok(Some(self.0.tail_and_follow(app, lines)))
     }
 
     fn record(&self, app: &str, source: &str, line: &str) {
@@ -195,14 +226,23 @@ impl Platform {
             ..LogSettings::default()
         })
         .map_err(io("opening the log directory"))?;
+        let slugs =
+            SlugStore::local(data.join("blobs")).map_err(built("opening the slug store"))?;
+        let fetcher: Arc<dyn SlugFetcher> = Arc::new(BlobSlugFetcher::new(slugs.clone()));
         let sink: Arc<dyn LogSink> = Arc::new(SchedulerLogs(logs.clone()));
-        let chosen =
-            chosen_scheduler(backends.scheduler, backends.connect_scheduler, sink.clone()).await?;
+        let chosen = chosen_scheduler(
+            backends.scheduler,
+            backends.connect_scheduler,
+            sink.clone(),
+            fetcher.clone(),
+        )
+        .await?;
         let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match chosen {
             Some(scheduler) => (scheduler, None),
             None => {
-                let local =
-                    LocalScheduler::with_sink(LocalConfig::new(data.join("scheduler")), sink);
+                let mut local_config = LocalConfig::new(data.join("scheduler"));
+                local_config.slug_fetcher = Some(fetcher);
+                let local = LocalScheduler::with_sink(local_config, sink);
                 (Arc::new(local.clone()), Some(local))
             }
         };
@@ -235,7 +275,11 @@ impl Platform {
             router_admin_addr = Some(admin.local_addr());
             listening.push(admin);
         }
-        let route_sync = RouteSync::spawn(discovery.clone(), router, RouteSyncOptions::default())?;
+        let route_sync = RouteSync::spawn(
+            discovery.clone(),
+            router.clone(),
+            RouteSyncOptions::default(),
+        )?;
 
         let controller = Arc::new(Controller::new(
             backends.store,
@@ -245,16 +289,31 @@ impl Platform {
             config.settings.clone(),
         ));
 
-        let mut builder_settings = BuilderSettings::new(data.join("builder"));
+        let mut builder_settings = BuilderSettings::new(data.join("builder"), slugs);
         builder_settings.buildpacks = config.buildpacks.clone();
+        builder_settings.limits = config.build_limits;
+        let builder = Builder::new(builder_settings);
         let hooks = HookServer::start(
             data.join("builder.sock"),
-            Builder::new(builder_settings),
+            builder.clone(),
             Arc::new(ControllerPushHandler::new(controller.clone())),
         )
         .await
         .map_err(built("starting the builder"))?;
         let repos = GitRepos::new(data.join("repos"), hooks.clone());
+        controller.attach_build_storage(Arc::new(BuilderStorage::new(
+            hooks.builder().clone(),
+            repos.root(),
+        )));
+        let collector = crate::repo_gc::RepoCollector::spawn(
+            controller.clone(),
+            crate::repo_gc::BuilderDisk {
+                repos: repos.clone(),
+                repos_dir: data.join("repos"),
+                builder: builder.clone(),
+            },
+            config.repo_gc_interval,
+        );
 
         let api = crate::http::router(controller.clone())
             .merge(git::routes(controller.clone(), repos.clone()));
@@ -297,7 +356,9 @@ impl Platform {
             route_sync,
             publisher,
             local,
-            _hooks: hooks,
+            hooks,
+            _collector: collector,
+            embed: embed::EmbedParts::new(router, builder),
         };
         platform.restore().await;
         Ok(platform)
@@ -310,6 +371,11 @@ impl Platform {
             &StoredLogs(self.logs.clone()),
         )
         .await;
+    }
+
+    /// The builder (its slug store holds every app's slugs).
+    pub fn builder(&self) -> &Builder {
+        self.hooks.builder()
     }
 
     /// The API address.

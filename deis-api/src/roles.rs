@@ -5,8 +5,10 @@
 //! - [`ControllerRole`]: the API over the store, discovery and scheduler (with the
 //!   publisher), reading logs from a remote logger ([`RemoteLogs`]) and shipping app output
 //!   and `<app>[deis-controller]` events to it.
-//! - [`BuilderRole`]: git over SSH and the build pipeline; it talks to the controller only
-//!   through the builder hooks over HTTP ([`ControllerHooks`]), with the builder key.
+//! - [`BuilderRole`]: git over SSH and smart HTTP (`/<app>.git`, HTTP basic auth with the
+//!   user name and API token) and the build pipeline; it talks to the controller only
+//!   through the builder hooks over HTTP ([`ControllerHooks`]), with the builder key, and
+//!   deletes the repositories and build caches of destroyed apps ([`crate::repo_gc`]).
 //! - The logger is [`crate::logger::Logger`]; the router is `deis_router::BuiltinRouter`
 //!   with a `deis_discovery::RouteSync`.
 //!
@@ -18,13 +20,19 @@ use crate::client::{ControllerHooks, RemoteLogs};
 use crate::controller::{Controller, Settings};
 use crate::logs::LogSource;
 use crate::platform::{chosen_scheduler, restore_apps, Backends, HttpServer, StoredLogs};
+use crate::repo_gc::{BuilderDisk, RepoCollector};
+use crate::slugs::BlobSlugFetcher;
 use deis_builder::git::GitRepos;
 use deis_builder::hook::HookServer;
+use deis_builder::slug_store::SlugStore;
 use deis_builder::ssh::{host_key, SshServer};
 use deis_builder::{Builder, BuilderSettings};
 use deis_core::discovery::keys;
 use deis_core::{DynScheduler, Error, Result};
-use deis_scheduler::{LocalConfig, LocalScheduler, LogSink, Publisher, PublisherConfig};
+use deis_scheduler::{
+    LocalConfig, LocalScheduler, LogSink, Publisher, PublisherConfig, SlugFetcher,
+};
+use deis_store::blob::BlobStore;
 use deis_store::logs::{LogSettings, LogStore};
 use std::fmt;
 use std::net::SocketAddr;
@@ -78,6 +86,10 @@ pub struct ControllerRoleConfig {
     pub api_addr: SocketAddr,
     /// The remote logger; `None` keeps the logs in `data_dir/logs`.
     pub logger: Option<LoggerLink>,
+    /// The blob storage the builder uploads slugs to (`file:///dir`, `s3://…`), from which
+    /// the local scheduler fetches them; `None` is `data_dir/blobs`, which only a builder on
+    /// the same host with the same directory can share.
+    pub blob_url: Option<String>,
     /// The controller's settings; `builder_key` must be set, or no builder could deploy.
     pub settings: Settings,
 }
@@ -145,13 +157,21 @@ impl ControllerRole {
                 Arc::new(LocalSink(store.clone())),
             ),
         };
-        let chosen =
-            chosen_scheduler(backends.scheduler, backends.connect_scheduler, sink.clone()).await?;
+        let slugs = open_slugs(config.blob_url.as_deref(), &data)?;
+        let fetcher: Arc<dyn SlugFetcher> = Arc::new(BlobSlugFetcher::new(slugs));
+        let chosen = chosen_scheduler(
+            backends.scheduler,
+            backends.connect_scheduler,
+            sink.clone(),
+            fetcher.clone(),
+        )
+        .await?;
         let (scheduler, local): (DynScheduler, Option<LocalScheduler>) = match chosen {
             Some(scheduler) => (scheduler, None),
             None => {
-                let local =
-                    LocalScheduler::with_sink(LocalConfig::new(data.join("scheduler")), sink);
+                let mut local_config = LocalConfig::new(data.join("scheduler"));
+                local_config.slug_fetcher = Some(fetcher);
+                let local = LocalScheduler::with_sink(local_config, sink);
                 (Arc::new(local.clone()), Some(local))
             }
         };
@@ -213,12 +233,28 @@ pub struct BuilderRoleConfig {
     pub data_dir: PathBuf,
     /// The SSH address.
     pub ssh_addr: SocketAddr,
+    /// The git smart HTTP address (`http://<addr>/<app>.git`), if any.
+    pub http_addr: Option<SocketAddr>,
+    /// How often to look for the repositories and build caches of destroyed apps
+    /// ([`crate::repo_gc::DEFAULT_INTERVAL`] is a sensible value).
+    pub gc_interval: Duration,
     /// The controller's URL, e.g. `http://10.0.0.2:8000`.
     pub controller_url: String,
     /// The builder key the controller expects in `X-Deis-Builder-Auth`.
     pub builder_key: String,
     /// Buildpack directories tried in order before the built-in procfile buildpack.
     pub buildpacks: Vec<PathBuf>,
+    /// The blob storage slugs are uploaded to (`file:///dir`, `s3://…`), shared with the
+    /// controller's scheduler; `None` is `data_dir/blobs`.
+    pub blob_url: Option<String>,
+}
+
+/// The slug store a role uses: `url`, or `blobs` under the data directory.
+fn open_slugs(url: Option<&str>, data: &std::path::Path) -> Result<SlugStore> {
+    match url {
+        Some(url) => Ok(SlugStore::new(BlobStore::open(url)?)),
+        None => SlugStore::local(data.join("blobs")).map_err(built("opening the slug store")),
+    }
 }
 
 impl fmt::Debug for BuilderRoleConfig {
@@ -226,6 +262,8 @@ impl fmt::Debug for BuilderRoleConfig {
         f.debug_struct("BuilderRoleConfig")
             .field("data_dir", &self.data_dir)
             .field("ssh_addr", &self.ssh_addr)
+            .field("http_addr", &self.http_addr)
+            .field("gc_interval", &self.gc_interval)
             .field("controller_url", &self.controller_url)
             .field("builder_key", &"<redacted>")
             .field("buildpacks", &self.buildpacks)
@@ -237,12 +275,15 @@ impl fmt::Debug for BuilderRoleConfig {
 #[derive(Debug)]
 pub struct BuilderRole {
     ssh: SshServer,
+    http: Option<HttpServer>,
+    _collector: RepoCollector,
     _hooks: Arc<HookServer>,
 }
 
 impl BuilderRole {
-    /// Starts the hook socket and the SSH server; pushes are checked, recorded and deployed
-    /// through the controller's hooks.
+    /// Starts the hook socket, the SSH server, git smart HTTP (when `http_addr` is set) and
+    /// the collector of destroyed apps' leftovers; pushes are checked, recorded and
+    /// deployed through the controller's hooks.
     pub async fn start(config: BuilderRoleConfig) -> Result<BuilderRole> {
         if config.builder_key.is_empty() {
             return Err(invalid(
@@ -255,23 +296,47 @@ impl BuilderRole {
             .await
             .map_err(io("creating the data directory"))?;
         let controller = ControllerHooks::new(config.controller_url, config.builder_key);
-        let mut settings = BuilderSettings::new(data.join("builder"));
+        let slugs = open_slugs(config.blob_url.as_deref(), &data)?;
+        let mut settings = BuilderSettings::new(data.join("builder"), slugs);
         settings.buildpacks = config.buildpacks;
+        let builder = Builder::new(settings);
         let hooks = HookServer::start(
             data.join("builder.sock"),
-            Builder::new(settings),
+            builder.clone(),
             Arc::new(controller.clone()),
         )
         .await
         .map_err(built("starting the hook server"))?;
         let repos = GitRepos::new(data.join("repos"), hooks.clone());
+        let collector = RepoCollector::spawn(
+            Arc::new(controller.clone()),
+            BuilderDisk {
+                repos: repos.clone(),
+                repos_dir: data.join("repos"),
+                builder,
+            },
+            config.gc_interval,
+        );
+        let http = match config.http_addr {
+            Some(addr) => {
+                let routes = crate::git::routes_with(Arc::new(controller.clone()), repos.clone())
+                    .route("/healthz", axum::routing::get(|| async { "OK" }));
+                Some(HttpServer::start(addr, routes).await?)
+            }
+            None => None,
+        };
         let key = host_key(&data.join("ssh_host_ed25519_key"))
             .await
             .map_err(built("loading the SSH host key"))?;
         let ssh = SshServer::start(config.ssh_addr, key, repos, Arc::new(controller))
             .await
             .map_err(built("starting the SSH server"))?;
-        Ok(BuilderRole { ssh, _hooks: hooks })
+        Ok(BuilderRole {
+            ssh,
+            http,
+            _collector: collector,
+            _hooks: hooks,
+        })
     }
 
     /// The SSH address.
@@ -279,8 +344,16 @@ impl BuilderRole {
         self.ssh.address()
     }
 
-    /// Stops accepting connections.
+    /// The git smart HTTP address, if started.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
+    }
+
+    /// Stops accepting connections (letting git HTTP requests finish) and the collector.
     pub async fn shutdown(self) {
         drop(self.ssh);
+        if let Some(http) = self.http {
+            http.shutdown(Duration::from_secs(10)).await;
+        }
     }
 }

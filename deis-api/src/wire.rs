@@ -70,6 +70,29 @@ pub struct RegisterRequest {
     pub last_name: String,
 }
 
+impl RegisterRequest {
+    /// A registration with a user name, password and e-mail address (no given or family
+    /// name), as an embedding program or a test makes one.
+    ///
+    /// ```
+    /// let request = deis_api::wire::RegisterRequest::new("ada", "pw-ada", "ada@example.com");
+    /// assert_eq!(request.username, "ada");
+    /// assert!(request.first_name.is_empty());
+    /// ```
+    pub fn new(
+        username: impl Into<String>,
+        password: impl Into<String>,
+        email: impl Into<String>,
+    ) -> Self {
+        RegisterRequest {
+            username: username.into(),
+            password: password.into(),
+            email: email.into(),
+            ..RegisterRequest::default()
+        }
+    }
+}
+
 impl fmt::Debug for RegisterRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RegisterRequest")
@@ -336,4 +359,43 @@ pub struct KeyHookResponse {
     pub username: String,
     /// The key's MD5 fingerprint (`aa:bb:…`).
     pub fingerprint: String,
+}
+
+/// `POST /v1/hooks/auth/`: a builder checks git smart HTTP credentials (user name and API
+/// token, as HTTP basic auth) and the user's right to use the app.
+#[derive(Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct AuthHookRequest {
+    /// The user name the git client sent.
+    pub receive_user: String,
+    /// The app.
+    pub receive_repo: String,
+    /// The API token the git client sent as its password.
+    pub token: String,
+}
+
+impl fmt::Debug for AuthHookRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthHookRequest")
+            .field("receive_user", &self.receive_user)
+            .field("receive_repo", &self.receive_repo)
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The answer of `POST /v1/hooks/auth/`: who may push to (or fetch) which app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuthHookResponse {
+    /// The authenticated user.
+    pub username: String,
+    /// The app.
+    pub app: String,
+}
+
+/// `GET /v1/hooks/apps/`: the ids of every app, so a builder can delete the repositories
+/// and build caches of destroyed apps.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AppsHookResponse {
+    /// The app ids, sorted.
+    pub apps: Vec<String>,
 }

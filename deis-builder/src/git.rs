@@ -92,7 +92,12 @@ impl GitRepos {
 
     /// The bare repository of an app.
     pub fn repo_path(&self, app: &str) -> PathBuf {
-        self.root.join(format!("{app}.git"))
+        repo_path_in(&self.root, app)
+    }
+
+    /// The directory holding every repository.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// Creates the app's bare repository with its hook when missing.
@@ -128,11 +133,7 @@ impl GitRepos {
 
     /// Deletes an app's repository (after the app is destroyed).
     pub async fn remove_repo(&self, app: &str) -> Result<(), BuildError> {
-        match tokio::fs::remove_dir_all(self.repo_path(app)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(BuildError::io("removing the repository")(e)),
-        }
+        remove_repo_in(&self.root, app).await
     }
 
     /// The body of `GET /<app>.git/info/refs?service=<service>`: the service header and the
@@ -178,6 +179,14 @@ impl GitRepos {
             GitService::UploadPack => None,
         };
         let mut command = Command::new(git_binary());
+        if service == GitService::ReceivePack {
+            // Refuse a pack larger than the whole app may be before it is even stored
+            // (git keeps a rejected push's objects in quarantine and drops them).
+            let limit = self.hooks.builder().settings().limits.max_total_bytes;
+            command
+                .arg("-c")
+                .arg(format!("receive.maxInputSize={limit}"));
+        }
         command.arg(service.subcommand());
         if stateless {
             command.arg("--stateless-rpc");
@@ -200,6 +209,22 @@ impl GitRepos {
             child,
             _ticket: ticket,
         })
+    }
+}
+
+/// The bare repository of `app` among the repositories under `root`.
+pub fn repo_path_in(root: &Path, app: &str) -> PathBuf {
+    root.join(format!("{app}.git"))
+}
+
+/// Deletes the repository of `app` under `root` (a missing one is fine). Refuses a name
+/// that is not an app id, so nothing outside `root` is touched.
+pub async fn remove_repo_in(root: &Path, app: &str) -> Result<(), BuildError> {
+    deis_core::validation::app_id(app, &[]).map_err(|e| BuildError::Rejected(e.to_string()))?;
+    match tokio::fs::remove_dir_all(repo_path_in(root, app)).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BuildError::io("removing the repository")(e)),
     }
 }
 

@@ -134,6 +134,11 @@ impl HookServer {
         Ok(server)
     }
 
+    /// The builder that builds the pushes.
+    pub fn builder(&self) -> &Builder {
+        &self.builder
+    }
+
     /// The socket path the hook connects to.
     pub fn socket_path(&self) -> &Path {
         &self.socket
@@ -261,6 +266,10 @@ impl HookServer {
             }
             Err(message) => {
                 say(format!("deis: deploy failed: {message}")).await;
+                // No release names this slug; keep the store from filling with orphans.
+                if let Err(error) = self.builder.slugs().delete(&output.slug).await {
+                    tracing::warn!(app = %context.app, %error, "could not delete an unused slug");
+                }
                 false
             }
         }

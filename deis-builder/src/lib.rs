@@ -3,7 +3,8 @@
 //! This crate owns the build pipeline: the Procfile format ([`procfile`]), the buildpack
 //! API (`bin/detect`, `bin/compile BUILD_DIR CACHE_DIR ENV_DIR`, `bin/release`) with a
 //! built-in procfile buildpack ([`buildpack`]), `.slugignore` and slug archives
-//! ([`slug`]), and the whole pipeline with its safety limits ([`pipeline`]).
+//! ([`slug`]), the slug store in blob storage ([`slug_store`]), and the whole pipeline with
+//! its safety limits ([`pipeline`]).
 //!
 //! Git receive ([`git`]) runs the real `git` on the server side; its `pre-receive` hook
 //! sends the pushed tree to the builder's unix socket ([`hook`]), which builds it and asks
@@ -12,8 +13,8 @@
 //! The SSH transport ([`ssh`], russh) serves the same repositories to the keys users
 //! registered.
 //!
-//! Not written yet (tracked in the builder issue): Dockerfile builds, blob-store upload of
-//! slugs and the logger.
+//! Not written yet (tracked in the builder issue): Dockerfile builds; a repository with a
+//! Dockerfile and nothing a buildpack detects is refused with a message saying so.
 
 pub mod buildpack;
 pub mod git;
@@ -21,6 +22,7 @@ pub mod hook;
 pub mod pipeline;
 pub mod procfile;
 pub mod slug;
+pub mod slug_store;
 pub mod smart_http;
 pub mod ssh;
 

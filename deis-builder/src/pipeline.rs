@@ -4,6 +4,7 @@
 use crate::buildpack::{self, BuildLog, Buildpack};
 use crate::procfile;
 use crate::slug::{self, SlugLimits};
+use crate::slug_store::SlugStore;
 use crate::BuildError;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +13,10 @@ use std::time::Duration;
 /// How a [`Builder`] works.
 #[derive(Debug, Clone)]
 pub struct BuilderSettings {
-    /// Where caches (`cache/<app>`), fetched buildpacks and slugs (`slugs/<app>/`) live.
+    /// Where caches (`cache/<app>`), fetched buildpacks and work directories (`tmp/`) live.
     pub data_dir: PathBuf,
+    /// Where finished slugs are stored.
+    pub slugs: SlugStore,
     /// Buildpack directories tried in order by `bin/detect`.
     pub buildpacks: Vec<PathBuf>,
     /// Size limits for the source and the slug.
@@ -23,10 +26,12 @@ pub struct BuilderSettings {
 }
 
 impl BuilderSettings {
-    /// Settings with no buildpacks besides the built-in procfile one.
-    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+    /// Settings with no buildpacks besides the built-in procfile one, slugs stored in
+    /// `slugs`.
+    pub fn new(data_dir: impl Into<PathBuf>, slugs: SlugStore) -> Self {
         BuilderSettings {
             data_dir: data_dir.into(),
+            slugs,
             buildpacks: Vec::new(),
             limits: SlugLimits::default(),
             step_timeout: Duration::from_secs(15 * 60),
@@ -50,8 +55,9 @@ pub struct BuildRequest {
 /// What a successful build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildOutput {
-    /// The slug archive.
-    pub slug: PathBuf,
+    /// Where the slug is stored: `blob:slugs/<app>/<sha>-<unique>.tgz` (see
+    /// [`crate::slug_store`]); this is the build's `image`.
+    pub slug: String,
     /// Its size in bytes.
     pub slug_bytes: u64,
     /// Process types: the buildpack's defaults overridden by the app's Procfile.
@@ -82,13 +88,21 @@ impl Builder {
         self.settings.data_dir.join("cache").join(app)
     }
 
-    /// Where the slug of `app` at `sha` is stored.
-    pub fn slug_path(&self, app: &str, sha: &str) -> PathBuf {
-        self.settings
-            .data_dir
-            .join("slugs")
-            .join(app)
-            .join(format!("{sha}.tgz"))
+    /// The slug store.
+    pub fn slugs(&self) -> &SlugStore {
+        &self.settings.slugs
+    }
+
+    /// Deletes what the builder keeps for `app` besides its repository: the build cache
+    /// and every stored slug (when the app is destroyed).
+    pub async fn remove_app(&self, app: &str) -> Result<(), BuildError> {
+        deis_core::validation::app_id(app, &[]).map_err(|e| BuildError::Rejected(e.to_string()))?;
+        match tokio::fs::remove_dir_all(self.cache_dir(app)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BuildError::io("removing the build cache")(e)),
+        }
+        self.settings.slugs.remove_app(app).await.map(|_| ())
     }
 
     /// Runs the whole pipeline, streaming progress to `log`.
@@ -138,7 +152,19 @@ impl Builder {
                 )
                 .await?
             }
-            None => buildpack::detect(&self.settings.buildpacks, build_dir, log, timeout).await?,
+            None => {
+                match buildpack::detect(&self.settings.buildpacks, build_dir, log, timeout).await {
+                    Err(BuildError::NoBuildpack) if build_dir.join("Dockerfile").is_file() => {
+                        return Err(BuildError::Rejected(
+                            "this app has a Dockerfile, but this builder does not build images \
+                         (Dockerfile builds are not available yet); add a Procfile to run it \
+                         with buildpacks, or deploy a built image with `deis pull`"
+                                .into(),
+                        ))
+                    }
+                    other => other?,
+                }
+            }
         };
         say(log, format!("-----> {} app detected", pack.name())).await;
         let mut processes = BTreeMap::new();
@@ -162,17 +188,32 @@ impl Builder {
         .await;
         let dir = build_dir.to_path_buf();
         blocking(move || slug::check_tree(&dir, limits)).await?;
-        let destination = self.slug_path(&request.app, &request.sha);
+        let staging = self.settings.data_dir.join("tmp").join(format!(
+            "slug-{}-{}.tgz",
+            request.app,
+            uuid::Uuid::new_v4().simple()
+        ));
         let dir = build_dir.to_path_buf();
-        let target = destination.clone();
-        let slug_bytes = blocking(move || slug::pack(&dir, &target)).await?;
+        let target = staging.clone();
+        let packed = blocking(move || slug::pack(&dir, &target)).await;
+        let stored = match packed {
+            Ok(bytes) => self
+                .settings
+                .slugs
+                .upload(&request.app, &request.sha, &staging)
+                .await
+                .map(|location| (bytes, location)),
+            Err(error) => Err(error),
+        };
+        let _ = tokio::fs::remove_file(&staging).await;
+        let (slug_bytes, location) = stored?;
         say(
             log,
             format!("-----> Compiled slug size is {}", human_size(slug_bytes)),
         )
         .await;
         Ok(BuildOutput {
-            slug: destination,
+            slug: location,
             slug_bytes,
             procfile: processes,
             buildpack: pack.name().to_string(),

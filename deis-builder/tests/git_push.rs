@@ -24,7 +24,7 @@ struct Platform {
 
 async fn platform(settings: impl FnOnce(&mut BuilderSettings), recorder: Recorder) -> Platform {
     let dir = tempfile::tempdir().unwrap();
-    let mut builder_settings = BuilderSettings::new(dir.path().join("data"));
+    let mut builder_settings = common::settings_in(dir.path());
     settings(&mut builder_settings);
     let recorder = Arc::new(recorder);
     let hooks = HookServer::start(
@@ -276,4 +276,50 @@ async fn only_master_or_main_is_deployed_and_clones_work() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_push_reuses_the_build_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("counting");
+    fs::create_dir_all(pack.join("bin")).unwrap();
+    for (name, body) in [
+        ("detect", "[ -f \"$1/hello.txt\" ] && echo Counting"),
+        (
+            "compile",
+            "n=$(cat \"$2/runs\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$2/runs\"\n\
+             echo \"       cache run $n\"",
+        ),
+        ("release", "echo '---'"),
+    ] {
+        let path = pack.join("bin").join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let platform = platform(move |s| s.buildpacks = vec![pack], Recorder::default()).await;
+    let work = tempfile::tempdir().unwrap();
+    let repo = app_repo(
+        work.path(),
+        "app",
+        &[("Procfile", "web: ./serve\n"), ("hello.txt", "1")],
+    );
+    let address = platform.address;
+    let first = repo.clone();
+    let (ok, output) = tokio::task::spawn_blocking(move || push(&first, address, "cached"))
+        .await
+        .unwrap();
+    assert!(ok, "{output}");
+    assert!(output.contains("remote:        cache run 1"), "{output}");
+    fs::write(repo.join("hello.txt"), "2").unwrap();
+    assert!(git(&repo, &["commit", "-qam", "second"]).status.success());
+    let second = repo.clone();
+    let (ok, output) = tokio::task::spawn_blocking(move || push(&second, address, "cached"))
+        .await
+        .unwrap();
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("remote:        cache run 2"),
+        "the second build saw the first one's cache: {output}"
+    );
+    assert_eq!(platform.recorder.deployed.lock().unwrap().len(), 2);
 }

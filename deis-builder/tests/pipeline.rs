@@ -1,12 +1,20 @@
 //! The build pipeline against real buildpack scripts and real files.
 
 use deis_builder::slug::{unpack, SlugLimits};
+use deis_builder::slug_store::SlugStore;
 use deis_builder::{BuildError, BuildRequest, Builder, BuilderSettings};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
+
+/// Builder settings with data and slugs (a local blob directory) under `root/<name>`.
+fn settings_in(root: &Path, name: &str) -> BuilderSettings {
+    let data = root.join(name);
+    let slugs = SlugStore::local(data.join("blobs")).unwrap();
+    BuilderSettings::new(data, slugs)
+}
 
 fn script(path: &Path, body: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -71,7 +79,7 @@ async fn run(
 #[tokio::test]
 async fn a_procfile_app_builds_with_the_builtin_buildpack() {
     let root = tempfile::tempdir().unwrap();
-    let builder = Builder::new(BuilderSettings::new(root.path().join("data")));
+    let builder = Builder::new(settings_in(root.path(), "data"));
     let dir = source(
         root.path(),
         &[
@@ -93,14 +101,16 @@ async fn a_procfile_app_builds_with_the_builtin_buildpack() {
         "{lines:?}"
     );
     let out = root.path().join("unpacked");
-    unpack(&output.slug, &out).unwrap();
+    let slug = root.path().join("slug.tgz");
+    builder.slugs().download(&output.slug, &slug).await.unwrap();
+    unpack(&slug, &out).unwrap();
     assert_eq!(fs::read_to_string(out.join("serve")).unwrap(), "x");
 }
 
 #[tokio::test]
 async fn a_detected_buildpack_compiles_with_a_cache_and_env_dir() {
     let root = tempfile::tempdir().unwrap();
-    let mut settings = BuilderSettings::new(root.path().join("data"));
+    let mut settings = settings_in(root.path(), "data");
     settings.buildpacks = vec![
         root.path().join("buildpacks/none"),
         counting_buildpack(root.path()),
@@ -137,7 +147,9 @@ async fn a_detected_buildpack_compiles_with_a_cache_and_env_dir() {
         "the Procfile adds to the buildpack defaults"
     );
     let out = root.path().join("unpacked");
-    unpack(&output.slug, &out).unwrap();
+    let slug = root.path().join("slug.tgz");
+    builder.slugs().download(&output.slug, &slug).await.unwrap();
+    unpack(&slug, &out).unwrap();
     assert_eq!(
         fs::read_to_string(out.join("built.txt")).unwrap().trim(),
         "built"
@@ -148,7 +160,7 @@ async fn a_detected_buildpack_compiles_with_a_cache_and_env_dir() {
 async fn buildpack_url_names_a_local_buildpack() {
     let root = tempfile::tempdir().unwrap();
     let pack = counting_buildpack(root.path());
-    let builder = Builder::new(BuilderSettings::new(root.path().join("data")));
+    let builder = Builder::new(settings_in(root.path(), "data"));
     let env = BTreeMap::from([
         ("BUILDPACK_URL".to_string(), pack.display().to_string()),
         ("GREETING".to_string(), "url".to_string()),
@@ -195,7 +207,7 @@ async fn buildpack_url_clones_a_git_repository_at_a_ref() {
         "pack",
     ]);
     git(&["tag", "v1"]);
-    let builder = Builder::new(BuilderSettings::new(root.path().join("data")));
+    let builder = Builder::new(settings_in(root.path(), "data"));
     let env = BTreeMap::from([
         (
             "BUILDPACK_URL".to_string(),
@@ -213,12 +225,24 @@ async fn buildpack_url_clones_a_git_repository_at_a_ref() {
 }
 
 #[tokio::test]
+async fn a_dockerfile_app_without_a_procfile_gets_a_clear_refusal() {
+    let root = tempfile::tempdir().unwrap();
+    let builder = Builder::new(settings_in(root.path(), "data"));
+    let dir = source(root.path(), &[("Dockerfile", "FROM scratch\n")]);
+    let (result, _) = run(&builder, "docker", &dir, BTreeMap::new()).await;
+    assert!(
+        matches!(result, Err(BuildError::Rejected(ref m)) if m.contains("Dockerfile")),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
 async fn failures_are_reported_clearly() {
     let root = tempfile::tempdir().unwrap();
     let broken = root.path().join("buildpacks/broken");
     script(&broken.join("bin/detect"), "echo Broken");
     script(&broken.join("bin/compile"), "echo 'oh no' >&2; exit 7");
-    let mut settings = BuilderSettings::new(root.path().join("data"));
+    let mut settings = settings_in(root.path(), "data");
     settings.buildpacks = vec![broken];
     let builder = Builder::new(settings);
     let dir = source(root.path(), &[("a", "b")]);
@@ -233,7 +257,7 @@ async fn failures_are_reported_clearly() {
     }
     assert!(lines.contains(&"oh no".to_string()));
 
-    let plain = Builder::new(BuilderSettings::new(root.path().join("data2")));
+    let plain = Builder::new(settings_in(root.path(), "data2"));
     let (result, _) = run(
         &plain,
         "nothing",
@@ -266,7 +290,7 @@ async fn failures_are_reported_clearly() {
 #[tokio::test]
 async fn hostile_sources_are_rejected_before_anything_runs() {
     let root = tempfile::tempdir().unwrap();
-    let mut settings = BuilderSettings::new(root.path().join("data"));
+    let mut settings = settings_in(root.path(), "data");
     settings.limits = SlugLimits {
         max_file_bytes: 1024,
         max_total_bytes: 1 << 20,
@@ -288,5 +312,10 @@ async fn hostile_sources_are_rejected_before_anything_runs() {
         matches!(result, Err(BuildError::Rejected(ref m)) if m.contains("huge")),
         "{result:?}"
     );
-    assert!(!builder.slug_path("evil", "abc1234").exists());
+    for app in ["evil", "huge"] {
+        assert!(
+            builder.slugs().list(app).await.unwrap().is_empty(),
+            "no slug is stored for a rejected build of {app}"
+        );
+    }
 }

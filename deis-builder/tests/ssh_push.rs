@@ -7,7 +7,7 @@ use common::{app_repo, git, Recorder};
 use deis_builder::git::GitRepos;
 use deis_builder::hook::HookServer;
 use deis_builder::ssh::{host_key, SshAuthorizer, SshServer};
-use deis_builder::{Builder, BuilderSettings};
+use deis_builder::Builder;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ async fn pushes_over_ssh_with_a_registered_key() {
     let recorder = Arc::new(Recorder::default());
     let hooks = HookServer::start(
         dir.path().join("builder.sock"),
-        Builder::new(BuilderSettings::new(dir.path().join("data"))),
+        Builder::new(common::settings_in(dir.path())),
         recorder.clone(),
     )
     .await

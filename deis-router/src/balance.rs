@@ -1,26 +1,59 @@
 //! Load balancing: least outstanding requests, ties broken round robin.
 
+use crate::upstream::{IdleConnection, PoolLimits};
 use http::uri::Authority;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-/// One upstream endpoint and the number of requests in flight to it.
+/// One upstream endpoint, the number of requests in flight to it and its idle keep-alive
+/// connections (kept across table changes as long as the endpoint stays in the table).
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     pub(crate) address: String,
-    pub(crate) authority: Authority,
+    /// The address when it is an IP and port (no name to resolve).
+    pub(crate) socket_addr: Option<SocketAddr>,
     inflight: AtomicUsize,
+    idle: Mutex<Vec<IdleConnection>>,
 }
 
 impl Endpoint {
     pub(crate) fn new(address: &str) -> Option<Self> {
+        // A host (name or IP) and a port, nothing else.
         let authority: Authority = address.parse().ok()?;
         authority.port_u16()?;
         Some(Self {
             address: address.to_string(),
-            authority,
+            socket_addr: address.parse().ok(),
             inflight: AtomicUsize::new(0),
+            idle: Mutex::new(Vec::new()),
         })
+    }
+
+    fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<IdleConnection>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most recently used idle connection, if any.
+    pub(crate) fn take_idle(&self) -> Option<IdleConnection> {
+        self.idle_list().pop()
+    }
+
+    /// Keeps a connection for the next request, unless `limits.max_idle` are kept already;
+    /// drops the connections that have been idle longer than `limits.idle_timeout`.
+    pub(crate) fn put_idle(&self, connection: IdleConnection, limits: PoolLimits) {
+        let mut idle = self.idle_list();
+        // The list is oldest first: the expired ones are at the front.
+        let expired = idle
+            .iter()
+            .take_while(|old| old.idle_for() >= limits.idle_timeout)
+            .count();
+        if expired > 0 {
+            idle.drain(..expired);
+        }
+        if idle.len() < limits.max_idle {
+            idle.push(connection);
+        }
     }
 
     /// Counts a request in flight until the guard is dropped.

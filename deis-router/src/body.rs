@@ -2,6 +2,7 @@
 //! fails before it was read) and the response body sent to clients.
 
 use crate::balance::InflightGuard;
+use crate::upstream::PooledBody;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -117,7 +118,9 @@ impl Body for UpstreamBody {
 pub(crate) enum ResponseBody {
     /// A body the router made.
     Local(Full<Bytes>),
-    /// An endpoint's body.
+    /// An endpoint's body on a pooled connection.
+    Pooled(PooledBody),
+    /// An endpoint's body on a connection of its own (upgrade requests).
     Upstream(Incoming, Option<InflightGuard>),
 }
 
@@ -142,6 +145,7 @@ impl Body for ResponseBody {
                 Poll::Ready(None) => Poll::Ready(None),
                 Poll::Pending => Poll::Pending,
             },
+            ResponseBody::Pooled(body) => Pin::new(body).poll_frame(cx),
             ResponseBody::Upstream(body, guard) => {
                 let polled = Pin::new(body).poll_frame(cx);
                 if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
@@ -155,6 +159,7 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ResponseBody::Local(full) => full.is_end_stream(),
+            ResponseBody::Pooled(body) => body.is_end_stream(),
             ResponseBody::Upstream(body, _) => body.is_end_stream(),
         }
     }
@@ -162,6 +167,7 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ResponseBody::Local(full) => full.size_hint(),
+            ResponseBody::Pooled(body) => body.size_hint(),
             ResponseBody::Upstream(body, _) => body.size_hint(),
         }
     }

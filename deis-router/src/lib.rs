@@ -17,9 +17,10 @@
 //!   unknown host, 503 for an app without endpoints, and Deis's default
 //!   `GET /health-check` → 200 for hosts that are no app.
 //! - Upstreams: least outstanding requests (ties round robin); a refused or timed-out connect
-//!   is retried on another endpoint (the body is resent only if it was never read); one
-//!   keep-alive pool (hyper-util legacy client) for all connections; 502 when no endpoint
-//!   can be reached, 504 after `response_header_timeout`.
+//!   is retried on another endpoint (the body is resent only if it was never read); a
+//!   keep-alive pool per endpoint whose connections are driven by the tasks of the requests
+//!   using them (see `upstream`); 502 when no endpoint can be reached, 504 after
+//!   `response_header_timeout`.
 //! - Clients: HTTP/1.1 and HTTP/2 (h2c prior knowledge, ALPN `h2` on TLS), WebSocket and
 //!   other `Upgrade`s tunnelled both ways, hop-by-hop headers dropped (RFC 9110 §7.6.1),
 //!   `X-Forwarded-For` (appended), `-Proto` and `-Port`, request bodies over
@@ -55,6 +56,7 @@ mod router;
 mod server;
 mod table;
 mod tls;
+mod upstream;
 
 pub use allow::{AllowList, AllowRule};
 pub use config::{Hsts, ListenerKind, ListenerOptions, RouterConfig};

@@ -7,12 +7,11 @@ use crate::config::RouterConfig;
 use crate::headers::{set_forwarded, strip_hop_by_hop, upgrade_protocol};
 use crate::metrics::Metrics;
 use crate::table::{AppEntry, Compiled};
+use crate::upstream::{self, PoolLimits, SendError};
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,9 +23,18 @@ use std::time::Instant;
 pub(crate) struct Shared {
     pub(crate) table: Arc<ArcSwap<Compiled>>,
     pub(crate) config: RouterConfig,
-    pub(crate) client: Client<HttpConnector, UpstreamBody>,
     pub(crate) metrics: Metrics,
     pub(crate) hsts: Option<HeaderValue>,
+}
+
+impl Shared {
+    pub(crate) fn pool_limits(&self) -> PoolLimits {
+        PoolLimits {
+            connect_timeout: self.config.connect_timeout,
+            idle_timeout: self.config.pool_idle_timeout,
+            max_idle: self.config.pool_max_idle_per_host,
+        }
+    }
 }
 
 /// What the proxy knows about the client's connection.
@@ -168,7 +176,7 @@ async fn route(
         headers,
         body,
     };
-    let response = forward.send(shared, entry).await;
+    let response = forward.send(shared, entry, upgrade.is_some()).await;
     let mut response = match response {
         Ok(response) => response,
         Err(status) => return error_answer(status),
@@ -241,6 +249,7 @@ impl Forward {
         mut self,
         shared: &Shared,
         entry: &AppEntry,
+        upgrade: bool,
     ) -> Result<Response<ResponseBody>, StatusCode> {
         let attempts = shared.config.connect_attempts.clamp(1, 64);
         let mut tried = 0u64;
@@ -250,15 +259,9 @@ impl Forward {
             };
             tried |= 1 << index.min(63);
             let endpoint = &entry.endpoints[index];
-            let uri = Uri::builder()
-                .scheme("http")
-                .authority(endpoint.authority.clone())
-                .path_and_query(self.path.clone())
-                .build()
-                .map_err(|_| StatusCode::BAD_REQUEST)?;
             let mut request = Request::new(self.body.clone());
             *request.method_mut() = self.method.clone();
-            *request.uri_mut() = uri;
+            *request.uri_mut() = Uri::from(self.path.clone());
             *request.version_mut() = Version::HTTP_11;
             // The headers are copied only while another endpoint may still be tried.
             let last_try = attempt + 1 >= attempts.min(entry.endpoints.len());
@@ -269,25 +272,32 @@ impl Forward {
             };
             let guard = endpoint.start();
             let started = Instant::now();
-            let sent = tokio::time::timeout(
-                shared.config.response_header_timeout,
-                shared.client.request(request),
-            )
+            let limits = shared.pool_limits();
+            let sent = tokio::time::timeout(shared.config.response_header_timeout, async {
+                if upgrade {
+                    let response = upstream::send_upgrade(endpoint, limits, request).await?;
+                    let (parts, body) = response.into_parts();
+                    Ok(Response::from_parts(
+                        parts,
+                        ResponseBody::Upstream(body, Some(guard)),
+                    ))
+                } else {
+                    let response = upstream::send(endpoint, limits, request, guard).await?;
+                    let (parts, body) = response.into_parts();
+                    Ok(Response::from_parts(parts, ResponseBody::Pooled(body)))
+                }
+            })
             .await;
             match sent {
                 Ok(Ok(response)) => {
                     entry.metrics.record_latency(started.elapsed());
-                    let (parts, body) = response.into_parts();
-                    return Ok(Response::from_parts(
-                        parts,
-                        ResponseBody::Upstream(body, Some(guard)),
-                    ));
+                    return Ok(response);
                 }
                 Ok(Err(error)) => {
                     if self.body.too_large() {
                         return Err(StatusCode::PAYLOAD_TOO_LARGE);
                     }
-                    let retry = error.is_connect() && self.body.reusable();
+                    let retry = matches!(error, SendError::Connect(_)) && self.body.reusable();
                     tracing::debug!(endpoint = %endpoint.address, %error, retry, "upstream request failed");
                     if !retry {
                         return Err(StatusCode::BAD_GATEWAY);

@@ -11,9 +11,7 @@ use async_trait::async_trait;
 use deis_core::route::RouteTable;
 use deis_core::{Error, Result, Router};
 use http::HeaderValue;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioExecutor;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
@@ -55,16 +53,6 @@ impl BuiltinRouter {
             platform,
         })
         .map_err(|e| Error::backend(BACKEND, e.to_string()))?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
         let hsts = config
             .hsts
             .as_ref()
@@ -74,7 +62,6 @@ impl BuiltinRouter {
             shared: Arc::new(Shared {
                 table,
                 config,
-                client,
                 metrics: Metrics::new(),
                 hsts,
             }),

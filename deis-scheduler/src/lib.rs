@@ -23,7 +23,7 @@ pub mod swarm;
 
 #[cfg(feature = "docker")]
 pub use docker::{DockerConfig, DockerScheduler};
-pub use local::{LimitEnforcement, LocalConfig, LocalScheduler};
+pub use local::{LimitEnforcement, LocalConfig, LocalScheduler, SlugFetcher};
 pub use log_sink::{LogLine, LogSink, MemoryLogSink, TracingLogSink};
 pub use publisher::{Publisher, PublisherConfig};
 #[cfg(feature = "swarm")]

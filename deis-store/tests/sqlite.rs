@@ -23,6 +23,7 @@ async fn the_suite_passes_with_one_connection_and_full_sync() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions {
         max_connections: 1,
+        max_readers: 1,
         synchronous: Synchronous::Full,
         ..SqliteOptions::default()
     };
@@ -151,4 +152,58 @@ async fn a_file_that_is_not_a_database_is_an_error_not_a_panic() {
         matches!(error, deis_core::Error::Backend { .. }),
         "{error:?}"
     );
+}
+
+/// Read-your-writes with the separate read path: writers append to their own apps, and
+/// right after each acknowledged append a read through the same store, and through a
+/// second store on the same file, sees that release or a newer one (never an older
+/// snapshot), while the other writers keep the database busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_see_every_acknowledged_write() {
+    let (_dir, a, b) = two_stores().await;
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    a.create_user(suite::new_user("ryw")).await.unwrap();
+    let writers = (0..4).map(|w| {
+        let (a, b) = (a.clone(), b.clone());
+        tokio::spawn(async move {
+            let app = format!("ryw-{w}");
+            a.create_app(App::new(&app, "ryw")).await.unwrap();
+            for n in 0..40 {
+                let writer: &SqliteStore = if n % 2 == 0 { &a } else { &b };
+                let acked = writer
+                    .append_release(common::deploy(&app, "ryw", n))
+                    .await
+                    .unwrap();
+                for reader in [&a, &b] {
+                    let latest = reader.latest_release(&app).await.unwrap();
+                    assert!(latest.version >= acked.version, "{latest:?} < {acked:?}");
+                    let page = reader
+                        .list_releases(&app, deis_core::model::PageRequest::first(1))
+                        .await
+                        .unwrap();
+                    assert_eq!(page.total, acked.version);
+                    let build = acked.build.expect("a deploy has a build");
+                    assert_eq!(reader.get_build(&app, build).await.unwrap().uuid, build);
+                }
+            }
+        })
+    });
+    for writer in writers.collect::<Vec<_>>() {
+        writer.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_closed_store_refuses_reads_and_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("deis.db")).await.unwrap();
+    store.create_user(suite::new_user("gone")).await.unwrap();
+    store.close().await;
+    let read = store.get_user("gone").await.unwrap_err();
+    assert!(read.is_retryable(), "{read:?}");
+    let write = store
+        .create_user(suite::new_user("later"))
+        .await
+        .unwrap_err();
+    assert!(write.is_retryable(), "{write:?}");
 }

@@ -1,71 +1,27 @@
-//! Embeds the whole platform in a Rust program (in-memory store and discovery, local
-//! processes, the built-in router), builds the sample app into a slug, deploys it and
-//! routes a request to it. Run: `cargo run -p deis-examples --example embed_platform`.
-use deis_api::platform::{Backends, Platform, PlatformConfig};
-use deis_api::wire::{BuildRequest, RegisterRequest};
-use deis_builder::{BuildRequest as Source, Builder, BuilderSettings};
+//! Embeds the whole platform in a Rust program (in-memory store and discovery, apps as
+//! local processes, the built-in router), deploys the sample app from its directory
+//! through the real build pipeline and routes a request to it through the router.
+//! Run: `cargo run -p deis-examples --example embed_platform`.
+use deis_api::platform::Platform;
+use deis_api::wire::RegisterRequest;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data = std::env::temp_dir().join(format!("deis-embed-{}", std::process::id()));
-    let config = PlatformConfig::ephemeral(&data, "embedded.test");
-    let platform = Platform::start(config, Backends::in_memory()).await?;
-    let deis = platform.controller.clone();
-    let new_user = RegisterRequest {
-        username: "ada".into(),
-        password: "pw-ada".into(),
-        ..Default::default()
-    };
-    let user = deis
-        .register(
-            None,
-            &RegisterRequest {
-                email: "ada@example.com".into(),
-                ..new_user
-            },
-        )
-        .await?;
+    let platform = Platform::embedded(&data).await?;
+    let deis = &platform.controller;
+    let signup = RegisterRequest::new("ada", "pw-ada", "ada@example.com");
+    let user = deis.register(None, &signup).await?;
     let app = deis.create_app(&user, Some("hello")).await?;
-    let source = format!("{}/apps/python-env", env!("CARGO_MANIFEST_DIR"));
-    let work = data.join("src");
-    std::fs::create_dir_all(&work)?;
-    for file in ["Procfile", "app.py"] {
-        std::fs::copy(format!("{source}/{file}"), work.join(file))?;
-    }
-    let request = Source {
-        app: app.id.clone(),
-        sha: "abc1234".into(),
-        source_dir: work,
-        env: Default::default(),
-    };
-    let built = Builder::new(BuilderSettings::new(data.join("builder")))
-        .build(&request, &tokio::sync::mpsc::channel(1024).0)
-        .await?;
-    let image = built.slug.display().to_string();
-    deis.create_build(
-        &user,
-        &app.id,
-        &BuildRequest {
-            image,
-            procfile: built.procfile,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let url = format!("http://{}/", platform.router_addr());
-    let client = reqwest::Client::new();
-    for _ in 0..50 {
-        let answer = client
-            .get(&url)
-            .header("Host", "hello.embedded.test")
-            .send()
-            .await?;
-        if answer.status() == 200 {
-            print!("{}", answer.text().await?);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/apps/python-env");
+    let release = platform.deploy_dir(&user, &app.id, source).await?;
+    eprintln!(
+        "deployed {} v{}: {}",
+        app.id, release.version, release.summary
+    );
+    let answer = platform.get(&platform.app_host(&app.id), "/").await?;
+    print!("{}", answer.error_for_status()?.text().await?);
     platform.shutdown().await;
-    Ok(std::fs::remove_dir_all(data)?)
+    std::fs::remove_dir_all(data)?;
+    Ok(())
 }

@@ -459,6 +459,7 @@ exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_director
         }
         Component::Controller => {
             set("DEIS_DATA_DIR", format!("{DATA_MOUNT}/controller"));
+            set("DEIS_BLOB_STORE", format!("file://{DATA_MOUNT}/blobs"));
             set("DEIS_API_ADDR", "0.0.0.0:8000".into());
             set("DEIS_DISCOVERY", settings.discovery.clone());
             set(
@@ -490,6 +491,7 @@ exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_director
         }
         Component::Builder => {
             set("DEIS_DATA_DIR", format!("{DATA_MOUNT}/builder"));
+            set("DEIS_BLOB_STORE", format!("file://{DATA_MOUNT}/blobs"));
             set("DEIS_SSH_ADDR", "0.0.0.0:2222".into());
             set(
                 "DEIS_CONTROLLER_URL",
@@ -608,6 +610,11 @@ mod tests {
         assert_eq!(etcd.ports[0].host, 4002);
         let controller = spec(Unit::single(Component::Controller), &settings);
         assert!(controller.docker_socket);
+        let builder = spec(Unit::single(Component::Builder), &settings);
+        assert_eq!(
+            controller.env["DEIS_BLOB_STORE"],
+            builder.env["DEIS_BLOB_STORE"]
+        );
         assert_eq!(
             controller.env["DEIS_STORE"],
             settings.store.clone().unwrap()

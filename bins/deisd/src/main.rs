@@ -194,6 +194,9 @@ async fn run_builder(settings: Settings) -> Result<(), String> {
         .map_err(|e| format!("starting the builder: {e}"))?;
     println!("deisd builder is running");
     println!("  builder (SSH)   ssh://git@{}/<app>.git", role.ssh_addr());
+    if let Some(http) = role.http_addr() {
+        println!("  builder (HTTP)  http://{http}/<app>.git (user name and API token)");
+    }
     println!("  controller      {}", settings.controller_url);
     shutdown_signal().await;
     println!("deisd: shutting down");

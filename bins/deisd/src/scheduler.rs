@@ -16,7 +16,7 @@
 use async_trait::async_trait;
 use deis_api::platform::SchedulerFactory;
 use deis_core::{DynScheduler, Result};
-use deis_scheduler::LogSink;
+use deis_scheduler::{LogSink, SlugFetcher};
 use std::sync::Arc;
 
 /// A parsed `--scheduler` URL.
@@ -232,8 +232,13 @@ fn known_schedulers() -> &'static str {
 #[cfg(feature = "docker")]
 #[async_trait]
 impl SchedulerFactory for DockerChoice {
-    async fn connect(&self, sink: Arc<dyn LogSink>) -> Result<DynScheduler> {
+    async fn connect(
+        &self,
+        sink: Arc<dyn LogSink>,
+        slugs: Arc<dyn SlugFetcher>,
+    ) -> Result<DynScheduler> {
         let config = deis_scheduler::DockerConfig {
+            slug_fetcher: Some(slugs),
             socket: self.socket.clone(),
             owner: self.owner.clone(),
             name_prefix: self.prefix.clone(),
@@ -251,8 +256,13 @@ impl SchedulerFactory for DockerChoice {
 #[cfg(feature = "swarm")]
 #[async_trait]
 impl SchedulerFactory for SwarmChoice {
-    async fn connect(&self, sink: Arc<dyn LogSink>) -> Result<DynScheduler> {
+    async fn connect(
+        &self,
+        sink: Arc<dyn LogSink>,
+        slugs: Arc<dyn SlugFetcher>,
+    ) -> Result<DynScheduler> {
         let config = deis_scheduler::SwarmConfig {
+            slug_fetcher: Some(slugs),
             socket: self.socket.clone(),
             owner: self.owner.clone(),
             name_prefix: self.prefix.clone(),

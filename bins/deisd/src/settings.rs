@@ -53,6 +53,13 @@ pub struct Cli {
     /// The builder's SSH address.
     #[arg(long, env = "DEIS_SSH_ADDR")]
     pub ssh_addr: Option<SocketAddr>,
+    /// The builder role's git smart HTTP address (`http://<addr>/<app>.git`); the whole
+    /// platform serves git over HTTP on the API address instead.
+    #[arg(long, env = "DEIS_GIT_HTTP_ADDR")]
+    pub git_http_addr: Option<SocketAddr>,
+    /// Seconds between two looks for the repositories and build caches of destroyed apps.
+    #[arg(long, env = "DEIS_REPO_GC_INTERVAL")]
+    pub repo_gc_interval: Option<u64>,
     /// The syslog listener's address (UDP and TCP).
     #[arg(long, env = "DEIS_SYSLOG_ADDR")]
     pub syslog_addr: Option<SocketAddr>,
@@ -90,6 +97,10 @@ pub struct Cli {
     /// The shared key of the builder hooks (controller and builder roles).
     #[arg(long, env = "DEIS_BUILDER_KEY", hide_env_values = true)]
     pub builder_key: Option<String>,
+    /// Where slugs live, shared by the builder and the controller roles: `file:///dir`
+    /// (default: `blobs` in the data directory) or `s3://bucket/prefix` (feature `s3`).
+    #[arg(long, env = "DEIS_BLOB_STORE")]
+    pub blob_store: Option<String>,
 }
 
 /// The same settings, as a TOML file holds them.
@@ -103,6 +114,8 @@ struct FileSettings {
     router_admin_addr: Option<SocketAddr>,
     proxy_protocol: Option<bool>,
     ssh_addr: Option<SocketAddr>,
+    git_http_addr: Option<SocketAddr>,
+    repo_gc_interval: Option<u64>,
     syslog_addr: Option<SocketAddr>,
     domain: Option<String>,
     store: Option<String>,
@@ -116,6 +129,7 @@ struct FileSettings {
     logger_key: Option<String>,
     controller_url: Option<String>,
     builder_key: Option<String>,
+    blob_store: Option<String>,
 }
 
 /// The resolved settings.
@@ -128,6 +142,8 @@ pub struct Settings {
     pub router_admin_addr: Option<SocketAddr>,
     pub proxy_protocol: bool,
     pub ssh_addr: SocketAddr,
+    pub git_http_addr: SocketAddr,
+    pub repo_gc_interval: std::time::Duration,
     pub syslog_addr: Option<SocketAddr>,
     pub domain: String,
     pub store: String,
@@ -141,6 +157,7 @@ pub struct Settings {
     pub logger_key: Option<String>,
     pub controller_url: String,
     pub builder_key: Option<String>,
+    pub blob_store: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -236,6 +253,7 @@ impl Settings {
             controller_url: url(cli.controller_url, file.controller_url, "controller-url")?
                 .unwrap_or_else(|| "http://127.0.0.1:8000".into()),
             builder_key: secret(cli.builder_key, file.builder_key, "builder-key")?,
+            blob_store: cli.blob_store.or(file.blob_store),
             role: cli.role.or(file.role).unwrap_or(Role::All),
             store: cli
                 .store
@@ -247,6 +265,12 @@ impl Settings {
             router_admin_addr: cli.router_admin_addr.or(file.router_admin_addr),
             proxy_protocol: cli.proxy_protocol.or(file.proxy_protocol).unwrap_or(false),
             ssh_addr: address(cli.ssh_addr, file.ssh_addr, "127.0.0.1:2222"),
+            git_http_addr: address(cli.git_http_addr, file.git_http_addr, "127.0.0.1:8001"),
+            repo_gc_interval: cli
+                .repo_gc_interval
+                .or(file.repo_gc_interval)
+                .map(|s| std::time::Duration::from_secs(s.max(1)))
+                .unwrap_or(deis_api::repo_gc::DEFAULT_INTERVAL),
             syslog_addr: cli.syslog_addr.or(file.syslog_addr),
             domain,
             discovery: cli
@@ -285,6 +309,8 @@ impl Settings {
             ssh_addr: Some(self.ssh_addr),
             syslog_addr: self.syslog_addr,
             buildpacks: self.buildpacks.clone(),
+            build_limits: Default::default(),
+            repo_gc_interval: self.repo_gc_interval,
             settings: self.controller_settings(),
         }
     }
@@ -318,6 +344,7 @@ impl Settings {
             data_dir: self.data_dir.clone(),
             api_addr: self.api_addr,
             logger,
+            blob_url: self.blob_store.clone(),
             settings: self.controller_settings(),
         })
     }
@@ -330,9 +357,12 @@ impl Settings {
         Ok(BuilderRoleConfig {
             data_dir: self.data_dir.clone(),
             ssh_addr: self.ssh_addr,
+            http_addr: Some(self.git_http_addr),
+            gc_interval: self.repo_gc_interval,
             controller_url: self.controller_url.clone(),
             builder_key: key.clone(),
             buildpacks: self.buildpacks.clone(),
+            blob_url: self.blob_store.clone(),
         })
     }
 

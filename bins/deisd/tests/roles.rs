@@ -3,7 +3,9 @@
 //! discovery (`DEIS_TEST_ETCD_ENDPOINTS`, set by scripts/test; a private key namespace per
 //! run) and the controller's SQLite store. A new user registers, adds a key, creates an app,
 //! pushes it over SSH to the builder, reaches it through the router, and reads its output
-//! and the controller's events through the logger.
+//! and the controller's events through the logger; pushes again over the builder's git
+//! smart HTTP with the API token; and after `destroy` the builder deletes the app's
+//! repository and slugs.
 
 mod support;
 
@@ -52,10 +54,13 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
     std::fs::create_dir_all(w.home().join(".ssh")).unwrap();
     std::fs::create_dir_all(w.app_dir()).unwrap();
     let (logger_port, syslog_port) = (free_port(), free_port());
+    let git_http = free_port();
     let logger_key = "logger-secret-for-the-test";
     let builder_key = "builder-secret-for-the-test";
     let api = format!("http://127.0.0.1:{}", w.api);
     let logger_url = format!("http://127.0.0.1:{logger_port}");
+    // The builder uploads slugs where the controller's scheduler fetches them.
+    let blob_store = format!("--blob-store=file://{}", root.join("blobs").display());
 
     let _logger = deisd(
         &[
@@ -83,6 +88,7 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
             format!("--logger-url={logger_url}"),
             format!("--logger-key={logger_key}"),
             format!("--builder-key={builder_key}"),
+            blob_store.clone(),
         ],
         &w.home(),
     );
@@ -92,8 +98,11 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
             s("--data-dir"),
             s(root.join("builder").display()),
             format!("--ssh-addr=127.0.0.1:{}", w.ssh),
+            format!("--git-http-addr=127.0.0.1:{git_http}"),
+            s("--repo-gc-interval=1"),
             format!("--controller-url={api}"),
             format!("--builder-key={builder_key}"),
+            blob_store,
         ],
         &w.home(),
     );
@@ -107,6 +116,10 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
     );
     wait_http(&format!("{api}/healthz"), "the controller");
     wait_tcp(w.ssh, "the builder");
+    wait_http(
+        &format!("http://127.0.0.1:{git_http}/healthz"),
+        "the builder's git HTTP",
+    );
     wait_tcp(w.router, "the router");
 
     // The internal APIs refuse callers without their keys.
@@ -225,7 +238,61 @@ fn separate_roles_deploy_route_and_log_a_pushed_app() {
         .unwrap();
     assert!(!refused.status.success(), "{refused:?}");
 
-    // Destroy: the router stops routing it.
+    // Git smart HTTP on the builder, with the user name and API token (checked by the
+    // controller through /v1/hooks/auth/): a wrong token is refused, the right one deploys.
+    let profile: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.home().join(".deis/client.json")).expect("the CLI profile"),
+    )
+    .unwrap();
+    let token = profile["token"].as_str().expect("a token in the profile");
+    assert!(w
+        .git(&["commit", "-q", "--allow-empty", "-m", "over HTTP"])
+        .status
+        .success());
+    let wrong = w.git(&[
+        "push",
+        &format!("http://alice:not-the-token@127.0.0.1:{git_http}/demo.git"),
+        "master",
+    ]);
+    assert!(!wrong.status.success(), "{wrong:?}");
+    let http_push = w.git(&[
+        "push",
+        &format!("http://alice:{token}@127.0.0.1:{git_http}/demo.git"),
+        "master",
+    ]);
+    let http_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&http_push.stdout),
+        String::from_utf8_lossy(&http_push.stderr)
+    );
+    assert!(
+        http_push.status.success(),
+        "git push over HTTP failed: {http_text}"
+    );
+    assert!(
+        http_text.contains("demo:v3 deployed to Deis"),
+        "{http_text}"
+    );
+    w.wait_for("demo.localhost", "the HTTP deploy", |code, body| {
+        code == 200 && body.contains("hello from demo v3")
+    });
+
+    // Destroy: the router stops routing it, and the builder deletes its repository and
+    // slugs (a Procfile app has no build cache); it asks the controller which apps
+    // exist, every second here.
+    let repository = root.join("builder/repos/demo.git");
+    let slugs = root.join("blobs/slugs/demo");
+    let has_slugs = || std::fs::read_dir(&slugs).is_ok_and(|mut dir| dir.next().is_some());
+    assert!(repository.join("HEAD").is_file() && has_slugs());
     w.deis(&["destroy", "--confirm=demo"]);
     w.wait_for("demo.localhost", "the destroyed app", |code, _| code == 404);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while (repository.exists() || has_slugs()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        !repository.exists(),
+        "the builder kept the destroyed app's repository"
+    );
+    assert!(!has_slugs(), "the builder kept the destroyed app's slugs");
 }

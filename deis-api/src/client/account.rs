@@ -97,4 +97,15 @@ impl Client {
         )
         .await
     }
+
+    /// `POST /v1/hooks/auth/`: checks a git client's user name and API token for an app.
+    pub async fn hook_auth(&self, request: &AuthHookRequest) -> ClientResult<AuthHookResponse> {
+        self.call(Method::POST, "/v1/hooks/auth/", Some(request))
+            .await
+    }
+
+    /// `GET /v1/hooks/apps/`: every app id.
+    pub async fn hook_apps(&self) -> ClientResult<AppsHookResponse> {
+        self.call(Method::GET, "/v1/hooks/apps/", None).await
+    }
 }

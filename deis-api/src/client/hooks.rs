@@ -2,10 +2,14 @@
 //! that runs apart from the controller (`deisd --role builder`). It is the builder's
 //! [`PushHandler`] (`/v1/hooks/push/`, `/v1/hooks/config/`, `/v1/hooks/build/`) and its
 //! SSH server's [`SshAuthorizer`] (`/v1/hooks/key/<fingerprint>/`, `/v1/hooks/config/`),
+//! its git smart HTTP [`GitHttpAuthorizer`] (`/v1/hooks/auth/`) and the
+//! [`AppDirectory`] it deletes destroyed apps' repositories by (`/v1/hooks/apps/`), all
 //! authenticated with the builder key as Deis v1's builder was.
 
 use super::{Client, ClientError};
-use crate::wire::BuildHookRequest;
+use crate::git::{GitDenial, GitHttpAuthorizer};
+use crate::repo_gc::AppDirectory;
+use crate::wire::{AuthHookRequest, BuildHookRequest};
 use async_trait::async_trait;
 use deis_builder::git::PushContext;
 use deis_builder::hook::PushHandler;
@@ -88,5 +92,46 @@ impl SshAuthorizer for ControllerHooks {
             .await
             .map(|_| ())
             .map_err(shown)
+    }
+}
+
+#[async_trait]
+impl GitHttpAuthorizer for ControllerHooks {
+    async fn authorize_http(
+        &self,
+        username: &str,
+        token: &str,
+        app: &str,
+    ) -> Result<String, GitDenial> {
+        let request = AuthHookRequest {
+            receive_user: username.into(),
+            receive_repo: app.into(),
+            token: token.into(),
+        };
+        match self.client.hook_auth(&request).await {
+            Ok(answer) => Ok(answer.username),
+            Err(ClientError::Api {
+                status, message, ..
+            }) => Err(match status.as_u16() {
+                401 => {
+                    if message.to_lowercase().contains("builder") {
+                        tracing::warn!(%message, "the controller refused the builder key");
+                    }
+                    GitDenial::Unauthenticated("invalid user name or token".into())
+                }
+                403 => GitDenial::Forbidden(message),
+                404 => GitDenial::NotFound(message),
+                _ => GitDenial::Unavailable(message),
+            }),
+            Err(error) => Err(GitDenial::Unavailable(shown(error))),
+        }
+    }
+}
+
+#[async_trait]
+impl AppDirectory for ControllerHooks {
+    async fn app_ids(&self) -> Result<std::collections::BTreeSet<String>, String> {
+        let answer = self.client.hook_apps().await.map_err(shown)?;
+        Ok(answer.apps.into_iter().collect())
     }
 }

@@ -192,21 +192,18 @@ impl LogSource for RemoteLogs {
         Ok(())
     }
 
-    fn follow(&self, app: &str) -> Option<BoxStream<'static, String>> {
-        // Connect at once (the caller reads the tail next), and hand lines over a channel;
-        // the connection closes when the reader goes away.
+    async fn follow(&self, app: &str, lines: usize) -> Result<Option<BoxStream<'static, String>>> {
+        // The logger sends the tail and then the live lines from one position, so nothing
+        // written while this connects is lost. Connection and refusal errors surface here;
+        // lines are handed over a channel, and the connection closes when the reader goes.
+        let response = self
+            .send(
+                self.http
+                    .get(self.url(app, &format!("?lines={lines}&follow=true"))),
+            )
+            .await?;
         let (sender, receiver) = mpsc::channel::<String>(1024);
-        let request = self
-            .http
-            .get(self.url(app, "?lines=0&follow=true"))
-            .header(LOGGER_AUTH_HEADER, &*self.key);
         tokio::spawn(async move {
-            let Ok(response) = request.send().await else {
-                return;
-            };
-            if !response.status().is_success() {
-                return;
-            }
             let mut chunks = response.bytes_stream();
             let mut pending = Vec::new();
             loop {
@@ -225,12 +222,12 @@ impl LogSource for RemoteLogs {
                 }
             }
         });
-        Some(
+        Ok(Some(
             futures::stream::unfold(receiver, |mut receiver| async move {
                 receiver.recv().await.map(|line| (line, receiver))
             })
             .boxed(),
-        )
+        ))
     }
 
     fn record(&self, app: &str, source: &str, line: &str) {
@@ -241,5 +238,89 @@ impl LogSource for RemoteLogs {
 impl LogSink for RemoteLogs {
     fn line(&self, app: &str, source: &str, line: &str) {
         self.ship(app, source, line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logger::{Logger, LoggerConfig};
+    use std::sync::atomic::AtomicBool;
+
+    async fn logger() -> (Logger, std::path::PathBuf) {
+        let data = std::env::temp_dir().join(format!(
+            "deis-remote-logs-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let logger = Logger::start(LoggerConfig {
+            data_dir: data.clone(),
+            http_addr: ([127, 0, 0, 1], 0).into(),
+            syslog_addr: None,
+            key: "logger-key".into(),
+        })
+        .await
+        .unwrap();
+        (logger, data)
+    }
+
+    /// `deis logs -f` through a remote logger while the app writes without pause: the
+    /// follower gets the last lines and then every later line, none lost while it
+    /// connected and none twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn follow_through_the_logger_starts_from_the_tail_without_a_gap() {
+        let (logger, data) = logger().await;
+        let store = logger.logs().clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    store.append("go", "web.1", &n.to_string());
+                    n += 1;
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            })
+        };
+        while store.tail("go", 1000).len() < 100 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let remote = RemoteLogs::new(format!("http://{}", logger.http_addr()), "logger-key");
+        let follow = remote.follow("go", 10).await.unwrap().expect("a stream");
+        let lines: Vec<String> =
+            tokio::time::timeout(Duration::from_secs(30), follow.take(2000).collect())
+                .await
+                .expect("2000 lines in time");
+        stop.store(true, Ordering::Relaxed);
+        producer.join().unwrap();
+        let numbers: Vec<u64> = lines
+            .iter()
+            .map(|line| {
+                let (_, n) = line.rsplit_once("go[web.1]: ").expect("an app line");
+                n.parse()
+                    .unwrap_or_else(|_| panic!("not a produced line: {line}"))
+            })
+            .collect();
+        assert!(numbers[0] >= 90, "starts with the tail: {}", numbers[0]);
+        for pair in numbers.windows(2) {
+            assert_eq!(pair[1], pair[0] + 1, "a gap or a repeat: {pair:?}");
+        }
+        logger.shutdown().await;
+        let _ = std::fs::remove_dir_all(data);
+    }
+
+    #[tokio::test]
+    async fn follow_with_a_wrong_key_fails_at_once() {
+        let (logger, data) = logger().await;
+        let remote = RemoteLogs::new(format!("http://{}", logger.http_addr()), "wrong");
+        match remote.follow("go", 10).await {
+            Err(Error::Unavailable { message, .. }) => {
+                assert!(message.contains("401"), "{message}")
+            }
+            other => panic!("expected a refusal, got {:?}", other.map(|s| s.is_some())),
+        }
+        logger.shutdown().await;
+        let _ = std::fs::remove_dir_all(data);
     }
 }

@@ -82,8 +82,8 @@ impl Controller {
         Ok(self.present(app))
     }
 
-    /// `DELETE /v1/apps/<id>/`: stops everything, forgets logs and discovery keys, then
-    /// deletes the records.
+    /// `DELETE /v1/apps/<id>/`: stops everything, deletes the app's repository, build
+    /// cache and slugs, forgets logs and discovery keys, then deletes the records.
     pub async fn destroy_app(&self, caller: &User, id: &str) -> ServiceResult<()> {
         let app = self.authorize_app(caller, id, Access::Destroy).await?;
         let _guard = self.lock_app(&app.id).await?;
@@ -103,6 +103,12 @@ impl Controller {
                 tracing::warn!(app = %app.id, error = %e, "could not remove the app's instances")
             }
             Err(_) => tracing::warn!(app = %app.id, "removing the app's instances timed out"),
+        }
+        if let Some(storage) = self.build_storage.get() {
+            if let Err(e) = storage.remove_app(&app.id).await {
+                tracing::warn!(app = %app.id, error = %e,
+                    "could not delete the app's repository, build cache or slugs");
+            }
         }
         if let Err(e) = self.logs.delete(&app.id).await {
             tracing::warn!(app = %app.id, error = %e, "could not delete the app's logs");
@@ -220,19 +226,18 @@ impl Controller {
         Ok(self.logs.tail(&app.id, lines).await?)
     }
 
-    /// The last `lines` lines of the app's log and a stream of the lines that follow.
+    /// The last `lines` lines of the app's log, then every line that follows, with no gap
+    /// between them (see [`crate::LogSource::follow`]).
     pub async fn follow_logs(
         &self,
         caller: &User,
         id: &str,
         lines: usize,
-    ) -> ServiceResult<(Option<String>, futures::stream::BoxStream<'static, String>)> {
+    ) -> ServiceResult<futures::stream::BoxStream<'static, String>> {
         let app = self.authorize_app(caller, id, Access::Use).await?;
-        // Subscribe first so no line falls between the tail and the stream.
-        let stream = self.logs.follow(&app.id).ok_or_else(|| {
+        self.logs.follow(&app.id, lines).await?.ok_or_else(|| {
             ServiceError::NotImplemented("This platform's log source cannot follow logs.".into())
-        })?;
-        Ok((self.logs.tail(&app.id, lines).await?, stream))
+        })
     }
 }
 

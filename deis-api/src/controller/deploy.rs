@@ -10,11 +10,12 @@
 use super::apps::scheduler_failure;
 use super::{AppGuard, Controller, ServiceError, ServiceResult};
 use deis_core::discovery::keys;
-use deis_core::model::{App, Build, Config, Formation, Release};
+use deis_core::model::{App, Build, Config, Formation, PageRequest, Release};
 use deis_core::release::default_formation;
 use deis_core::scheduler::{AppSpec, Artifact, ProcessLimits};
 use deis_core::store::{BuildChoice, NewRelease};
 use deis_core::validation;
+use std::collections::BTreeSet;
 
 /// The config key the router reads from discovery; the only one written there.
 pub(crate) const WHITELIST_KEY: &str = "DEIS_WHITELIST";
@@ -236,7 +237,88 @@ impl Controller {
                 },
             )
             .await?;
+        match self.collect_slugs(&app.id).await {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(app = %app.id, count = deleted.len(), "collected old slugs");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(app = %app.id, %error, "could not collect old slugs");
+            }
+        }
         Ok(release)
+    }
+
+    /// Slug garbage collection for one app (see [`crate::slugs`] for the rules): keeps the
+    /// slugs of the `slugs_kept` builds most recently released, deletes those of older
+    /// builds and slugs no build names once older than [`crate::slugs::ORPHAN_GRACE`].
+    /// Returns the deleted locations. Does nothing without attached build storage.
+    pub async fn collect_slugs(&self, app: &str) -> ServiceResult<Vec<String>> {
+        let Some(storage) = self.build_storage.get() else {
+            return Ok(Vec::new());
+        };
+        let mut releases = self.store.list_releases(app, PageRequest::ALL).await?.items;
+        releases.sort_by_key(|r| std::cmp::Reverse(r.version));
+        let mut recent_builds = Vec::new();
+        for release in &releases {
+            if let Some(build) = release.build {
+                if !recent_builds.contains(&build) {
+                    recent_builds.push(build);
+                }
+            }
+        }
+        recent_builds.truncate(self.settings.slugs_kept.max(1));
+        let mut keep = BTreeSet::new();
+        for uuid in recent_builds {
+            keep.insert(self.store.get_build(app, uuid).await?.image);
+        }
+        let named: BTreeSet<String> = self
+            .store
+            .list_builds(app, PageRequest::ALL)
+            .await?
+            .items
+            .into_iter()
+            .map(|b| b.image)
+            .collect();
+        let mut deleted = Vec::new();
+        for slug in storage.list_slugs(app).await? {
+            if keep.contains(&slug.location) {
+                continue;
+            }
+            let orphan_expired = std::time::SystemTime::from(slug.stored_at.0)
+                .elapsed()
+                .is_ok_and(|age| age > crate::slugs::ORPHAN_GRACE);
+            if named.contains(&slug.location) || orphan_expired {
+                storage.delete_slug(&slug.location).await?;
+                deleted.push(slug.location);
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Refuses (409) to deploy `build` again when its slug is no longer stored.
+    pub(crate) async fn check_slug_available(
+        &self,
+        build: &Build,
+        version: u64,
+    ) -> ServiceResult<()> {
+        let Some(storage) = self.build_storage.get() else {
+            return Ok(());
+        };
+        if !is_slug_location(&build.image) || storage.slug_exists(&build.image).await? {
+            return Ok(());
+        }
+        Err(ServiceError::Conflict(format!(
+            "The slug of release v{version} (build {}) was garbage collected: only the slugs \
+             of the last {} builds are kept. Roll back to a newer release, or push that \
+             commit again.",
+            if build.sha.is_empty() {
+                build.uuid.to_string()
+            } else {
+                build.sha.clone()
+            },
+            self.settings.slugs_kept.max(1)
+        )))
     }
 }
 

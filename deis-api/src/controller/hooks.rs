@@ -3,10 +3,11 @@
 use super::{Controller, ServiceError, ServiceResult};
 use crate::secrets::constant_time_eq;
 use crate::wire::{
-    BuildHookRequest, BuildHookResponse, BuildRequest, KeyHookResponse, PushHookRequest,
-    VersionResponse,
+    AppsHookResponse, AuthHookRequest, AuthHookResponse, BuildHookRequest, BuildHookResponse,
+    BuildRequest, KeyHookResponse, PushHookRequest, VersionResponse,
 };
-use deis_core::model::{App, Config, Push, User};
+use deis_core::model::{App, Config, PageRequest, Push, User};
+use deis_core::store::AppFilter;
 use deis_core::Timestamp;
 use uuid::Uuid;
 
@@ -90,6 +91,45 @@ impl Controller {
     pub async fn hook_config(&self, user: &str, app: &str) -> ServiceResult<Config> {
         let (_, app) = self.hook_subject(user, app).await?;
         Ok(self.store.current_config(&app.id).await?)
+    }
+
+    /// `POST /v1/hooks/auth/`: checks git smart HTTP credentials for a builder that serves
+    /// git apart from the controller. 401 unless the token is the named active user's, then
+    /// 404/403 as the other hooks when the app is missing or not the user's to use.
+    pub async fn hook_auth(&self, request: &AuthHookRequest) -> ServiceResult<AuthHookResponse> {
+        let invalid = || ServiceError::Unauthenticated("Invalid user name or token.".into());
+        let user = self
+            .authenticate(&request.token)
+            .await
+            .map_err(|e| match e {
+                ServiceError::Unauthenticated(_) => invalid(),
+                other => other,
+            })?;
+        if user.username != request.receive_user {
+            return Err(invalid());
+        }
+        let (user, app) = self
+            .hook_subject(&user.username, &request.receive_repo)
+            .await?;
+        Ok(AuthHookResponse {
+            username: user.username,
+            app: app.id,
+        })
+    }
+
+    /// `GET /v1/hooks/apps/`: every app id, for a builder to delete what destroyed apps
+    /// left (repositories, build caches, slugs).
+    pub async fn hook_apps(&self) -> ServiceResult<AppsHookResponse> {
+        let mut apps: Vec<String> = self
+            .store
+            .list_apps(AppFilter::All, PageRequest::ALL)
+            .await?
+            .items
+            .into_iter()
+            .map(|app| app.id)
+            .collect();
+        apps.sort();
+        Ok(AppsHookResponse { apps })
     }
 
     /// `GET /v1/hooks/key/<fingerprint>/`: the owner of an SSH key, for the builder's SSH

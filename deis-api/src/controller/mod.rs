@@ -24,12 +24,13 @@ pub use perms::Access;
 
 use crate::logs::{LogSource, MemoryLogs};
 use crate::secrets::PasswordCost;
+use crate::slugs::BuildStorage;
 use deis_core::memory::{MemoryDiscovery, MemoryScheduler, MemoryStore};
 use deis_core::{DynDiscovery, DynScheduler, DynStore};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// Who may register (`/deis/controller/registrationMode`).
@@ -84,6 +85,9 @@ pub struct Settings {
     pub platform_version: String,
     /// The largest request body in bytes; larger bodies get 413.
     pub body_limit_bytes: usize,
+    /// How many builds' slugs garbage collection keeps per app: those of the builds most
+    /// recently released (the current release's always among them; at least 1).
+    pub slugs_kept: usize,
 }
 
 impl fmt::Debug for Settings {
@@ -102,6 +106,7 @@ impl fmt::Debug for Settings {
             .field("password_cost", &self.password_cost)
             .field("platform_version", &self.platform_version)
             .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("slugs_kept", &self.slugs_kept)
             .finish()
     }
 }
@@ -122,6 +127,7 @@ impl Default for Settings {
             password_cost: PasswordCost::RECOMMENDED,
             platform_version: "1.13.4".into(),
             body_limit_bytes: 1024 * 1024,
+            slugs_kept: 5,
         }
     }
 }
@@ -138,6 +144,7 @@ pub struct Controller {
     pub(crate) discovery: DynDiscovery,
     pub(crate) logs: Arc<dyn LogSource>,
     pub(crate) settings: Settings,
+    pub(crate) build_storage: OnceLock<Arc<dyn BuildStorage>>,
     app_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -156,8 +163,17 @@ impl Controller {
             discovery,
             logs,
             settings,
+            build_storage: OnceLock::new(),
             app_locks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Connects the builder's storage (slugs, build caches, repositories): from then on
+    /// deploys collect old slugs, rollbacks check that their slug still exists, and
+    /// destroying an app deletes what the builder kept for it. Only the first call counts;
+    /// it returns whether this one did.
+    pub fn attach_build_storage(&self, storage: Arc<dyn BuildStorage>) -> bool {
+        self.build_storage.set(storage).is_ok()
     }
 
     /// A controller over fresh in-memory backends (for tests, examples and benchmarks).

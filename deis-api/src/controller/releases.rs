@@ -74,6 +74,18 @@ impl Controller {
                 ));
             }
         }
+        if super::deploy::is_slug_location(image)
+            && !deis_builder::slug_store::is_app_slug(app, image)
+        {
+            return Err(ServiceError::field(
+                "image",
+                "invalid",
+                format!(
+                    "A slug must be one of this app's slugs in the slug store \
+                     (blob:slugs/{app}/<name>.tgz); push code with git to make one."
+                ),
+            ));
+        }
         let mut build = Build::new(app, owner, image);
         build.sha = request.sha.to_lowercase();
         build.procfile = request.procfile.clone();
@@ -139,6 +151,8 @@ impl Controller {
                 format!("Release v{target} has no build to roll back to."),
             ));
         };
+        let old_build = self.store.get_build(&app.id, build).await?;
+        self.check_slug_available(&old_build, target).await?;
         let request = NewRelease {
             app: app.id.clone(),
             owner: caller.username.clone(),

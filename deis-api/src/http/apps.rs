@@ -109,11 +109,9 @@ pub async fn logs(
     };
     if follow {
         use futures::StreamExt;
-        let (tail, lines) = state.follow_logs(&caller, &id, lines).await?;
-        let head = futures::stream::iter(tail.map(bytes::Bytes::from));
-        let body = head
-            .chain(lines.map(|line| bytes::Bytes::from(line + "\n")))
-            .map(Ok::<_, std::convert::Infallible>);
+        let lines = state.follow_logs(&caller, &id, lines).await?;
+        let body =
+            lines.map(|line| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line + "\n")));
         return Ok((
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             axum::body::Body::from_stream(body),

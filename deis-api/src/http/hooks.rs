@@ -4,7 +4,10 @@ use super::errors::ApiResult;
 use super::extract::{ApiJson, ApiPath, Builder};
 use super::releases::release_headers;
 use super::AppState;
-use crate::wire::{BuildHookRequest, ConfigHookRequest, KeyHookResponse, PushHookRequest};
+use crate::wire::{
+    AppsHookResponse, AuthHookRequest, AuthHookResponse, BuildHookRequest, ConfigHookRequest,
+    KeyHookResponse, PushHookRequest,
+};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -55,4 +58,21 @@ pub async fn key(
     ApiPath(fingerprint): ApiPath<String>,
 ) -> ApiResult<Json<KeyHookResponse>> {
     Ok(Json(state.hook_key(&fingerprint).await?))
+}
+
+/// `POST /v1/hooks/auth/`: git smart HTTP credentials and the user's right to the app.
+pub async fn auth(
+    State(state): State<AppState>,
+    _builder: Builder,
+    ApiJson(body): ApiJson<AuthHookRequest>,
+) -> ApiResult<Json<AuthHookResponse>> {
+    Ok(Json(state.hook_auth(&body).await?))
+}
+
+/// `GET /v1/hooks/apps/`: every app id.
+pub async fn apps(
+    State(state): State<AppState>,
+    _builder: Builder,
+) -> ApiResult<Json<AppsHookResponse>> {
+    Ok(Json(state.hook_apps().await?))
 }

@@ -55,11 +55,17 @@ fn method(route: &Route) -> &'static str {
 
 fn is_app_route(route: &Route) -> bool {
     route.path.starts_with("/v1/apps/{id}/")
-        || (route.auth == Auth::Builder && route.operation != "hook_key")
+        || (route.auth == Auth::Builder && !matches!(route.operation, "hook_key" | "hook_apps"))
 }
 
 async fn send(h: &Harness, route: &Route, token: Option<&str>, app: &str, hook_user: &str) -> Resp {
-    let body = body_for(route, app, hook_user);
+    let body = match route.operation {
+        // The git client's credentials: the caller's own token.
+        "hook_auth" => Some(
+            json!({"receive_user": hook_user, "receive_repo": app, "token": token.unwrap_or_default()}),
+        ),
+        _ => body_for(route, app, hook_user),
+    };
     if route.auth == Auth::Builder {
         let bytes = body
             .map(|b| serde_json::to_vec(&b).unwrap())

@@ -237,6 +237,14 @@ async fn exchange(w: &mut World, operation: &str) -> (Resp, Resp) {
                 h.raw("GET", "/v1/hooks/key/00:11:22/", &builder, Vec::new()).await,
             )
         }
+        "hook_auth" => (
+            h.hook("/v1/hooks/auth/", json!({"receive_user": "bob", "receive_repo": "go", "token": bob})).await,
+            h.hook("/v1/hooks/auth/", json!({"receive_user": "bob", "receive_repo": "go", "token": "not-a-token"})).await,
+        ),
+        "hook_apps" => (
+            h.raw("GET", "/v1/hooks/apps/", &[("x-deis-builder-auth", BUILDER_KEY)], Vec::new()).await,
+            h.raw("GET", "/v1/hooks/apps/", &[("x-deis-builder-auth", "wrong")], Vec::new()).await,
+        ),
         other => panic!("no snapshot scenario for operation {other}: add one"),
     }
 }

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use deis_builder::git::PushContext;
 use deis_builder::hook::PushHandler;
-use deis_builder::BuildOutput;
+use deis_builder::slug_store::SlugStore;
+use deis_builder::{BuildOutput, BuilderSettings};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -42,13 +43,24 @@ impl PushHandler for Recorder {
         _sha: &str,
         output: &BuildOutput,
     ) -> Result<Vec<String>, String> {
-        assert!(output.slug.is_file());
+        assert!(
+            output.slug.starts_with("blob:slugs/"),
+            "the slug is in the slug store: {}",
+            output.slug
+        );
         self.deployed
             .lock()
             .unwrap()
             .push((push.app.clone(), output.procfile.clone()));
         Ok(vec![format!("done, {}:v2 deployed to Deis", push.app)])
     }
+}
+
+/// Builder settings with data under `root/data` and slugs in `root/data/blobs`.
+pub fn settings_in(root: &Path) -> BuilderSettings {
+    let data = root.join("data");
+    let slugs = SlugStore::local(data.join("blobs")).unwrap();
+    BuilderSettings::new(data, slugs)
 }
 
 pub fn git(dir: &Path, args: &[&str]) -> std::process::Output {

@@ -4,6 +4,7 @@
 mod common;
 mod limits;
 mod nginx;
+mod pool;
 mod protocols;
 mod routing;
 mod tls;

@@ -419,23 +419,25 @@ async fn zero_errors_while_the_table_changes_ten_times_a_second() {
     ];
     let (router, listening) = router_with(&table(1, &[("go", &sets[0])])).await;
     let addr = listening.local_addr();
-    let deadline = Instant::now() + Duration::from_secs(3);
+    // Twenty applies, 100 ms apart, while eight clients send requests back to back; counted
+    // rather than timed so that a loaded machine slows the test down instead of failing it.
+    const APPLIES: u64 = 20;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let churn = tokio::spawn({
         let router = router.clone();
         let sets = sets.clone();
+        let done = done.clone();
         async move {
-            let mut applied = 0u64;
-            while Instant::now() < deadline {
+            for applied in 0..APPLIES {
                 let set = &sets[(applied as usize) % sets.len()];
                 let mut next = table(applied + 2, &[("go", set), ("other", &[])]);
                 if applied % 2 == 0 {
                     next.apps.remove("other");
                 }
                 router.apply(&next).await.unwrap();
-                applied += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            applied
+            done.store(true, Ordering::SeqCst);
         }
     });
     let ok = Arc::new(AtomicU64::new(0));
@@ -443,10 +445,11 @@ async fn zero_errors_while_the_table_changes_ten_times_a_second() {
     for _ in 0..8 {
         let client = client(addr, &["go.example.test"]);
         let ok = ok.clone();
+        let done = done.clone();
         let url = format!("http://go.example.test:{}/", addr.port());
         workers.push(tokio::spawn(async move {
             let mut failures = Vec::new();
-            while Instant::now() < deadline {
+            while !done.load(Ordering::SeqCst) {
                 match client.get(&url).send().await {
                     Ok(response) if response.status() == 200 => {
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -458,11 +461,11 @@ async fn zero_errors_while_the_table_changes_ten_times_a_second() {
             failures
         }));
     }
+    churn.await.unwrap();
     let mut failures = Vec::new();
     for worker in workers {
         failures.extend(worker.await.unwrap());
     }
-    let applied = churn.await.unwrap();
     let ok = ok.load(Ordering::Relaxed);
     assert!(
         failures.is_empty(),
@@ -470,6 +473,8 @@ async fn zero_errors_while_the_table_changes_ten_times_a_second() {
         failures.len(),
         failures.first()
     );
-    assert!(applied >= 20, "only {applied} applies");
-    assert!(ok >= 500, "only {ok} requests");
+    assert!(
+        ok >= APPLIES * 8,
+        "only {ok} requests during {APPLIES} applies"
+    );
 }

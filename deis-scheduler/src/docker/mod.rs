@@ -83,6 +83,9 @@ pub struct DockerConfig {
     /// The stack image slugs are run on (`/bin/sh` and what the apps need): a slug release
     /// runs as this image with the slug unpacked in `/app`. `None` refuses slugs.
     pub slug_runner: Option<String>,
+    /// Reads slugs stored elsewhere (the builder's blob store); other locations are paths
+    /// on this host.
+    pub slug_fetcher: Option<Arc<dyn crate::local::SlugFetcher>>,
 }
 
 impl Default for DockerConfig {
@@ -104,6 +107,7 @@ impl Default for DockerConfig {
             bind_ip: "127.0.0.1".into(),
             init: true,
             slug_runner: None,
+            slug_fetcher: None,
         }
     }
 }
@@ -180,6 +184,7 @@ impl DockerScheduler {
             owner: &shared.config.owner,
             name_prefix: &shared.config.name_prefix,
             backend: "docker",
+            fetcher: shared.config.slug_fetcher.as_deref(),
         }
     }
 

@@ -2,7 +2,9 @@
 //! an image `FROM deis/slugrunner` with the slug added, and the schedulers ran that image.
 //! Here the Docker and Swarm schedulers do it themselves when they are given a *slug
 //! runner* (a stack image with `/bin/sh` and whatever the apps' processes need): the slug
-//! `.tar.gz` (a path on the scheduler's host) is added under `/app`, which is the working
+//! `.tar.gz` (read through the scheduler's [`SlugFetcher`] when it handles the location —
+//! the builder's blob store — else a path on the scheduler's host) is added under `/app`,
+//! which is the working
 //! directory, and the image is tagged `<prefix>deis-slug/<app>:<hash of the slug's
 //! location>`, so it is built once per build: releases that only change config, rollbacks
 //! and a restarted controller find it.
@@ -11,6 +13,7 @@
 //! remove the images of one platform.
 
 use super::engine::{map_err, LABEL_APP, LABEL_OWNER};
+use crate::local::SlugFetcher;
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use bollard::Docker;
 use deis_core::error::{Error, Result};
@@ -49,6 +52,8 @@ pub(crate) struct SlugImages<'a> {
     pub name_prefix: &'a str,
     /// The scheduler's backend name, for messages.
     pub backend: &'static str,
+    /// Reads slugs from where the builder stored them.
+    pub fetcher: Option<&'a dyn SlugFetcher>,
 }
 
 impl SlugImages<'_> {
@@ -80,12 +85,31 @@ impl SlugImages<'_> {
                 "the slug runner image {runner} is not on this Docker host (images are never pulled)"
             )));
         }
-        let slug = tokio::fs::read(location).await.map_err(|e| {
-            Error::precondition(format!(
-                "slug {location} of {} v{} cannot be read on this host: {e}",
-                spec.app, spec.release
-            ))
-        })?;
+        let slug = match self.fetcher.filter(|f| f.handles(location)) {
+            Some(fetcher) => {
+                let staging = std::env::temp_dir().join(format!(
+                    "deis-slug-{}-{}-{}.tgz",
+                    std::process::id(),
+                    spec.app,
+                    spec.release
+                ));
+                let fetched = fetcher.fetch(location, &staging).await;
+                let read = match fetched {
+                    Ok(()) => tokio::fs::read(&staging).await.map_err(|e| {
+                        Error::backend(self.backend, format!("reading the fetched slug: {e}"))
+                    }),
+                    Err(e) => Err(e),
+                };
+                let _ = tokio::fs::remove_file(&staging).await;
+                read?
+            }
+            None => tokio::fs::read(location).await.map_err(|e| {
+                Error::precondition(format!(
+                    "slug {location} of {} v{} cannot be read on this host: {e}",
+                    spec.app, spec.release
+                ))
+            })?,
+        };
         let context = tokio::task::spawn_blocking({
             let runner = runner.to_string();
             move || build_context(&runner, &slug)

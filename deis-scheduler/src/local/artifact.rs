@@ -1,5 +1,6 @@
 //! Where a local instance runs: the release's unpacked slug directory.
 
+use async_trait::async_trait;
 use deis_core::error::{Error, Result};
 use deis_core::scheduler::{AppSpec, Artifact};
 use std::path::{Path, PathBuf};
@@ -8,12 +9,30 @@ use std::time::Duration;
 /// How long unpacking one slug may take.
 const UNPACK_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Fetches slugs that do not live on this host's file system (e.g. `blob:` keys of a blob
+/// store) so the local scheduler can unpack them. Set one in
+/// [`LocalConfig::slug_fetcher`](super::LocalConfig::slug_fetcher).
+#[async_trait]
+pub trait SlugFetcher: std::fmt::Debug + Send + Sync + 'static {
+    /// Whether this fetcher understands `location`; other locations are host paths.
+    fn handles(&self, location: &str) -> bool;
+
+    /// Copies the slug (a `.tar.gz`) at `location` into the file `destination`. A slug
+    /// that no longer exists is `Error::Precondition` with a message for the user.
+    async fn fetch(&self, location: &str, destination: &Path) -> Result<()>;
+}
+
 /// The directory the release's processes start in.
 ///
-/// A `Slug` location is either a directory that already holds the unpacked app, or a
-/// `.tar.gz`/`.tgz` file, unpacked once per release under `<data_dir>/slugs/<app>/v<N>`. A
+/// A `Slug` location is a location the configured [`SlugFetcher`] handles (fetched and
+/// unpacked once per release), a directory that already holds the unpacked app, or a
+/// `.tar.gz`/`.tgz` file; slugs are unpacked under `<data_dir>/slugs/<app>/v<N>`. A
 /// Heroku-style slug whose only top-level entry is `app/` runs from that directory.
-pub(crate) async fn working_dir(data_dir: &Path, spec: &AppSpec) -> Result<PathBuf> {
+pub(crate) async fn working_dir(
+    data_dir: &Path,
+    fetcher: Option<&dyn SlugFetcher>,
+    spec: &AppSpec,
+) -> Result<PathBuf> {
     let location = match &spec.artifact {
         Artifact::None => {
             return Err(Error::precondition(format!(
@@ -27,8 +46,28 @@ pub(crate) async fn working_dir(data_dir: &Path, spec: &AppSpec) -> Result<PathB
                  use the docker scheduler for image deploys"
             )))
         }
-        Artifact::Slug { location } => PathBuf::from(location),
+        Artifact::Slug { location } => location,
     };
+    let target = data_dir
+        .join("slugs")
+        .join(&spec.app)
+        .join(format!("v{}", spec.release));
+    if let Some(fetcher) = fetcher.filter(|f| f.handles(location)) {
+        if !target.join(".deis-unpacked").is_file() {
+            let download = target.with_extension("tgz");
+            if let Some(parent) = download.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| io_error("creating the slug directory", e))?;
+            }
+            fetcher.fetch(location, &download).await?;
+            let unpacked = unpack(&download, &target).await;
+            let _ = tokio::fs::remove_file(&download).await;
+            unpacked?;
+        }
+        return Ok(app_dir(&target));
+    }
+    let location = PathBuf::from(location);
     if location.is_dir() {
         return Ok(location);
     }
@@ -39,18 +78,19 @@ pub(crate) async fn working_dir(data_dir: &Path, spec: &AppSpec) -> Result<PathB
             spec.app, spec.release
         )));
     }
-    let target = data_dir
-        .join("slugs")
-        .join(&spec.app)
-        .join(format!("v{}", spec.release));
     if !target.join(".deis-unpacked").is_file() {
         unpack(&location, &target).await?;
     }
+    Ok(app_dir(&target))
+}
+
+/// The directory to run in: `app/` of a Heroku-style slug, else the slug's root.
+fn app_dir(target: &Path) -> PathBuf {
     let app_dir = target.join("app");
     if app_dir.is_dir() && !target.join("Procfile").exists() {
-        return Ok(app_dir);
+        return app_dir;
     }
-    Ok(target)
+    target.to_path_buf()
 }
 
 /// Unpacks `archive` into `target` through a temporary sibling directory, so a half
@@ -126,7 +166,7 @@ mod tests {
     async fn a_directory_is_used_as_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let location = dir.path().to_string_lossy().into_owned();
-        let got = working_dir(dir.path(), &spec(Artifact::Slug { location }))
+        let got = working_dir(dir.path(), None, &spec(Artifact::Slug { location }))
             .await
             .unwrap();
         assert_eq!(got, dir.path());
@@ -150,7 +190,7 @@ mod tests {
         assert!(status.success());
         let data = dir.path().join("data");
         let location = archive.to_string_lossy().into_owned();
-        let got = working_dir(&data, &spec(Artifact::Slug { location }))
+        let got = working_dir(&data, None, &spec(Artifact::Slug { location }))
             .await
             .unwrap();
         assert_eq!(got, data.join("slugs/go/v3/app"));
@@ -158,6 +198,79 @@ mod tests {
             std::fs::read_to_string(got.join("hello.txt")).unwrap(),
             "hi"
         );
+    }
+
+    /// Serves `store:<name>` from a directory, counting fetches.
+    #[derive(Debug)]
+    struct DirFetcher {
+        dir: PathBuf,
+        fetches: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SlugFetcher for DirFetcher {
+        fn handles(&self, location: &str) -> bool {
+            location.starts_with("store:")
+        }
+
+        async fn fetch(&self, location: &str, destination: &Path) -> Result<()> {
+            self.fetches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let source = self.dir.join(location.trim_start_matches("store:"));
+            if !source.is_file() {
+                return Err(Error::precondition(format!("{location} is gone")));
+            }
+            tokio::fs::copy(source, destination)
+                .await
+                .map(|_| ())
+                .map_err(|e| io_error("copying", e))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fetched_slug_is_fetched_and_unpacked_once_per_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(src.join("Procfile"), "web: ./x").unwrap();
+        let store = dir.path().join("store");
+        std::fs::create_dir_all(&store).unwrap();
+        let status = std::process::Command::new("tar")
+            .arg("-czf")
+            .arg(store.join("a.tgz"))
+            .arg("-C")
+            .arg(&src)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let fetcher = DirFetcher {
+            dir: store,
+            fetches: Default::default(),
+        };
+        let data = dir.path().join("data");
+        let slug = || {
+            spec(Artifact::Slug {
+                location: "store:a.tgz".into(),
+            })
+        };
+        for _ in 0..2 {
+            let got = working_dir(&data, Some(&fetcher), &slug()).await.unwrap();
+            assert_eq!(got, data.join("slugs/go/v3"));
+            assert!(got.join("Procfile").is_file());
+        }
+        assert_eq!(fetcher.fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            !data.join("slugs/go/v3.tgz").exists(),
+            "the download is removed"
+        );
+        let gone = spec(Artifact::Slug {
+            location: "store:gone.tgz".into(),
+        });
+        let mut gone = gone;
+        gone.release = 4;
+        let err = working_dir(&data, Some(&fetcher), &gone).await.unwrap_err();
+        assert!(err.to_string().contains("is gone"), "{err}");
     }
 
     #[tokio::test]
@@ -172,13 +285,15 @@ mod tests {
                 location: "/no/such/slug.tgz".into(),
             },
         ] {
-            let err = working_dir(dir.path(), &spec(artifact)).await.unwrap_err();
+            let err = working_dir(dir.path(), None, &spec(artifact))
+                .await
+                .unwrap_err();
             assert!(matches!(err, Error::Precondition { .. }), "{err}");
         }
         let broken = dir.path().join("broken.tar.gz");
         std::fs::write(&broken, "not gzip").unwrap();
         let location = broken.to_string_lossy().into_owned();
-        let err = working_dir(dir.path(), &spec(Artifact::Slug { location }))
+        let err = working_dir(dir.path(), None, &spec(Artifact::Slug { location }))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("could not be unpacked"), "{err}");

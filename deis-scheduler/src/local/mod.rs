@@ -29,6 +29,7 @@ mod process;
 mod run;
 mod supervisor;
 
+pub use artifact::SlugFetcher;
 pub use cgroup::LimitEnforcement;
 
 use crate::log_sink::{LogSink, TracingLogSink};
@@ -77,6 +78,9 @@ pub struct LocalConfig {
     pub run_output_limit: usize,
     /// Where the cgroup v2 hierarchy is mounted.
     pub cgroup_root: PathBuf,
+    /// Fetches slugs that are not host paths (e.g. from a blob store); `None` runs only
+    /// slugs given as host paths.
+    pub slug_fetcher: Option<Arc<dyn SlugFetcher>>,
 }
 
 impl LocalConfig {
@@ -97,6 +101,7 @@ impl LocalConfig {
             run_timeout: Duration::from_secs(1200),
             run_output_limit: 1 << 20,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            slug_fetcher: None,
         }
     }
 }
@@ -413,7 +418,14 @@ impl Scheduler for LocalScheduler {
         let _guard = app_lock.lock().await;
         let wants_processes = spec.formation.values().any(|n| *n > 0);
         let dir = if wants_processes {
-            Some(artifact::working_dir(&self.inner.config.data_dir, spec).await?)
+            Some(
+                artifact::working_dir(
+                    &self.inner.config.data_dir,
+                    self.inner.config.slug_fetcher.as_deref(),
+                    spec,
+                )
+                .await?,
+            )
         } else {
             None
         };
@@ -522,7 +534,12 @@ impl Scheduler for LocalScheduler {
 
     async fn run(&self, request: &RunRequest) -> Result<RunOutcome> {
         check_name("app", &request.spec.app)?;
-        let dir = artifact::working_dir(&self.inner.config.data_dir, &request.spec).await?;
+        let dir = artifact::working_dir(
+            &self.inner.config.data_dir,
+            self.inner.config.slug_fetcher.as_deref(),
+            &request.spec,
+        )
+        .await?;
         run::one_off(
             &self.inner.config,
             &self.inner.runs,

@@ -140,6 +140,9 @@ pub struct SwarmConfig {
     /// Placement constraints every app service gets besides its tags' (Deis's data plane:
     /// `node.labels.deis.data==true`).
     pub placement: Vec<String>,
+    /// Reads slugs stored elsewhere (the builder's blob store); other locations are paths
+    /// on this host.
+    pub slug_fetcher: Option<Arc<dyn crate::local::SlugFetcher>>,
 }
 
 /// How routers reach the tasks of routable types.
@@ -184,6 +187,7 @@ impl Default for SwarmConfig {
             endpoints: SwarmEndpoints::HostPort,
             slug_runner: None,
             placement: Vec::new(),
+            slug_fetcher: None,
         }
     }
 }
@@ -540,6 +544,7 @@ impl SwarmScheduler {
             owner: &shared.config.owner,
             name_prefix: &shared.config.name_prefix,
             backend: "swarm",
+            fetcher: shared.config.slug_fetcher.as_deref(),
         }
     }
 

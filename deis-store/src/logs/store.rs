@@ -171,6 +171,9 @@ impl LogStore {
                 while log.lines.len() > self.inner.settings.lines_in_memory.max(1) {
                     log.lines.pop_front();
                 }
+                // Announced while the app's lines are locked, so `tail_and_follow` sees each
+                // line either in its tail or in its stream, never both nor neither.
+                let _ = self.inner.followers.send((app.to_string(), line.clone()));
             }
         }
         for line in lines {
@@ -183,7 +186,6 @@ impl LogStore {
                         .dropped_since_notice += 1;
                 }
             }
-            let _ = self.inner.followers.send((app.to_string(), line));
         }
     }
 
@@ -231,6 +233,36 @@ impl LogStore {
     /// saying how many it missed, and the loss is counted.
     pub fn follow(&self, app: &str) -> BoxStream<'static, String> {
         let receiver = self.inner.followers.subscribe();
+        self.followed(app, receiver)
+    }
+
+    /// The last `count` lines of an app, then every later line as it comes, as
+    /// `tail -n <count> -f` does: no line appended meanwhile is missed or repeated, because
+    /// the tail is read and the subscription made under the lock that appending takes.
+    pub fn tail_and_follow(&self, app: &str, count: usize) -> BoxStream<'static, String> {
+        self.load_from_disk(app);
+        let (tail, receiver) = {
+            let apps = self.apps();
+            let receiver = self.inner.followers.subscribe();
+            let tail: Vec<String> = apps
+                .get(app)
+                .map(|log| {
+                    let skip = log.lines.len().saturating_sub(count);
+                    log.lines.iter().skip(skip).cloned().collect()
+                })
+                .unwrap_or_default();
+            (tail, receiver)
+        };
+        futures::stream::iter(tail)
+            .chain(self.followed(app, receiver))
+            .boxed()
+    }
+
+    fn followed(
+        &self,
+        app: &str,
+        receiver: broadcast::Receiver<(String, String)>,
+    ) -> BoxStream<'static, String> {
         let app = app.to_string();
         let inner = self.inner.clone();
         futures::stream::unfold(receiver, move |mut receiver| {
@@ -340,6 +372,53 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(line.ends_with("go[web.1]: mine"));
+    }
+
+    /// Following starts from a position: the tail read and the subscription are one step,
+    /// so a follower that starts while lines pour in sees each later line exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tail_and_follow_misses_and_repeats_nothing() {
+        let store = LogStore::in_memory();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let producer = {
+            let (store, stop) = (store.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    store.append("go", "web.1", &n.to_string());
+                    n += 1;
+                    std::thread::sleep(std::time::Duration::from_micros(20));
+                }
+            })
+        };
+        while store.tail("go", 1000).len() < 100 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let follow = store.tail_and_follow("go", 5);
+        let lines: Vec<String> = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            follow.take(3000).collect(),
+        )
+        .await
+        .expect("3000 lines in time");
+        stop.store(true, Ordering::Relaxed);
+        producer.join().unwrap();
+        let numbers: Vec<u64> = lines
+            .iter()
+            .map(|line| {
+                let (_, n) = line.rsplit_once("]: ").expect("a tagged line");
+                n.parse()
+                    .unwrap_or_else(|_| panic!("not a produced line: {line}"))
+            })
+            .collect();
+        assert!(
+            numbers[0] >= 95,
+            "the tail starts near the end: {}",
+            numbers[0]
+        );
+        for pair in numbers.windows(2) {
+            assert_eq!(pair[1], pair[0] + 1, "a gap or a repeat: {pair:?}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

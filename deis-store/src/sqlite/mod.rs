@@ -4,7 +4,13 @@
 //! takes the database's one write lock up front; other writers wait for it (up to the busy
 //! timeout) instead of failing, so concurrent writers from any number of connections or
 //! processes serialize. Readers are never blocked (WAL).
+//!
+//! Writes go through an sqlx pool; reads through a small pool of rusqlite connections with
+//! cached prepared statements, run on tokio's blocking pool (see [`readers`] for why and
+//! how that keeps read-your-writes).
 
+mod read_rows;
+mod readers;
 mod rows;
 mod store;
 
@@ -17,6 +23,7 @@ use sqlx::sqlite::{
 use sqlx::{Sqlite, Transaction};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) const BACKEND: &str = "sqlite";
@@ -41,8 +48,12 @@ pub enum Synchronous {
 /// How a [`SqliteStore`] opens its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteOptions {
-    /// Connections in the pool (readers run in parallel; writers take turns).
+    /// Connections in the write pool (writers take turns on the database's one write
+    /// lock; the pool lets them queue without holding a thread each).
     pub max_connections: u32,
+    /// Read connections: at most this many reads run at the same time (each on a thread of
+    /// tokio's blocking pool); more wait for a free connection.
+    pub max_readers: u32,
     /// How long a writer waits for another writer's lock before the call fails with
     /// `Error::Unavailable`.
     pub busy_timeout: Duration,
@@ -54,6 +65,7 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             max_connections: 8,
+            max_readers: 4,
             busy_timeout: Duration::from_secs(30),
             synchronous: Synchronous::default(),
         }
@@ -62,7 +74,10 @@ impl Default for SqliteOptions {
 
 /// The platform database in one SQLite file: the embedded default backend.
 pub struct SqliteStore {
+    /// The write path (and the integrity check).
     pool: SqlitePool,
+    /// The read path.
+    readers: Arc<readers::Readers>,
     path: PathBuf,
 }
 
@@ -108,9 +123,20 @@ impl SqliteStore {
             .connect_with(connect)
             .await
             .map_err(|e| db_error(BACKEND, e))?;
-        let store = SqliteStore { pool, path };
-        store.migrate().await?;
-        Ok(store)
+        migrate(&pool, &path).await?;
+        // After the migrations, so the readers find the schema.
+        let readers = {
+            let (path, busy_timeout) = (path.clone(), options.busy_timeout);
+            let max = options.max_readers;
+            tokio::task::spawn_blocking(move || readers::Readers::open(path, max, busy_timeout))
+                .await
+                .map_err(|e| Error::backend(BACKEND, e))??
+        };
+        Ok(SqliteStore {
+            pool,
+            readers: Arc::new(readers),
+            path,
+        })
     }
 
     /// The database file.
@@ -134,6 +160,8 @@ impl SqliteStore {
 
     /// Closes every connection (checkpointing the WAL). Later calls fail.
     pub async fn close(&self) {
+        // Readers first: the last connection to close checkpoints the WAL into the file.
+        self.readers.close();
         self.pool.close().await;
     }
 
@@ -144,40 +172,40 @@ impl SqliteStore {
             .await
             .map_err(|e| db_error(BACKEND, e))
     }
+}
 
-    /// Applies pending migrations in one write transaction, refusing a newer database.
-    async fn migrate(&self) -> Result<()> {
-        let err = |e| db_error(BACKEND, e);
-        let mut tx = self.write().await?;
-        sqlx::query(CREATE_TABLE)
+/// Applies pending migrations in one write transaction, refusing a newer database.
+async fn migrate(pool: &SqlitePool, path: &Path) -> Result<()> {
+    let err = |e| db_error(BACKEND, e);
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
+    sqlx::query(CREATE_TABLE)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+    let current: i64 = sqlx::query_scalar(CURRENT_VERSION)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(err)?;
+    let pending = migrations::plan(BACKEND, migrations::SQLITE, current)
+        .map_err(|e| Error::backend(BACKEND, e))?;
+    for migration in pending {
+        sqlx::raw_sql(migration.sql)
             .execute(&mut *tx)
             .await
             .map_err(err)?;
-        let current: i64 = sqlx::query_scalar(CURRENT_VERSION)
-            .fetch_one(&mut *tx)
+        sqlx::query(RECORD)
+            .bind(migration.version)
+            .bind(migration.description)
+            .bind(Timestamp::now().as_micros())
+            .execute(&mut *tx)
             .await
             .map_err(err)?;
-        let pending = migrations::plan(BACKEND, migrations::SQLITE, current)
-            .map_err(|e| Error::backend(BACKEND, e))?;
-        for migration in pending {
-            sqlx::raw_sql(migration.sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-            sqlx::query(RECORD)
-                .bind(migration.version)
-                .bind(migration.description)
-                .bind(Timestamp::now().as_micros())
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-            tracing::info!(
-                path = %self.path.display(),
-                version = migration.version,
-                description = migration.description,
-                "applied SQLite schema migration"
-            );
-        }
-        tx.commit().await.map_err(err)
+        tracing::info!(
+            path = %path.display(),
+            version = migration.version,
+            description = migration.description,
+            "applied SQLite schema migration"
+        );
     }
+    tx.commit().await.map_err(err)
 }

@@ -1,10 +1,11 @@
-//! Reading SQLite rows into model records. UUIDs are hyphenated TEXT, timestamps INTEGER
-//! microseconds, maps JSON TEXT.
+//! Reading the sqlx rows of the write path (`RETURNING`, reads inside a write transaction)
+//! into model records; the read path has its own in [`super::read_rows`]. UUIDs are
+//! hyphenated TEXT, timestamps INTEGER microseconds, maps JSON TEXT.
 
 use super::BACKEND;
 use crate::codec::{from_json, uint};
 use crate::error::{corrupt, db_error};
-use deis_core::model::{App, Build, Certificate, Config, Domain, Key, Push, Release, User};
+use deis_core::model::{App, Release, User};
 use deis_core::{Result, Timestamp};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Decode, Row, Sqlite, Type};
@@ -35,11 +36,6 @@ fn json<T: serde::de::DeserializeOwned>(row: &SqliteRow, column: &str) -> Result
     from_json(BACKEND, column, text)
 }
 
-/// The `total` column of a list statement.
-pub(super) fn total(row: &SqliteRow) -> Result<u64> {
-    Ok(uint(get(row, "total")?))
-}
-
 pub(super) fn user(row: &SqliteRow) -> Result<User> {
     let superuser: bool = get(row, "is_superuser")?;
     let last_login: Option<i64> = get(row, "last_login")?;
@@ -58,18 +54,6 @@ pub(super) fn user(row: &SqliteRow) -> Result<User> {
     })
 }
 
-pub(super) fn key(row: &SqliteRow) -> Result<Key> {
-    Ok(Key {
-        uuid: uuid(row, "uuid")?,
-        id: text(row, "name")?,
-        owner: text(row, "owner")?,
-        public: text(row, "public_key")?,
-        fingerprint: text(row, "fingerprint")?,
-        created: time(row, "created")?,
-        updated: time(row, "updated")?,
-    })
-}
-
 pub(super) fn app(row: &SqliteRow) -> Result<App> {
     Ok(App {
         uuid: uuid(row, "uuid")?,
@@ -77,35 +61,6 @@ pub(super) fn app(row: &SqliteRow) -> Result<App> {
         owner: text(row, "owner")?,
         url: String::new(),
         structure: json(row, "structure")?,
-        created: time(row, "created")?,
-        updated: time(row, "updated")?,
-    })
-}
-
-pub(super) fn build(row: &SqliteRow) -> Result<Build> {
-    Ok(Build {
-        uuid: uuid(row, "uuid")?,
-        app: text(row, "app")?,
-        owner: text(row, "owner")?,
-        image: text(row, "image")?,
-        sha: text(row, "sha")?,
-        procfile: json(row, "procfile")?,
-        dockerfile: text(row, "dockerfile")?,
-        created: time(row, "created")?,
-        updated: time(row, "updated")?,
-    })
-}
-
-pub(super) fn config(row: &SqliteRow) -> Result<Config> {
-    Ok(Config {
-        uuid: uuid(row, "uuid")?,
-        app: text(row, "app")?,
-        owner: text(row, "owner")?,
-        revision: uint(get(row, "revision")?),
-        values: json(row, "env")?,
-        memory: json(row, "memory")?,
-        cpu: json(row, "cpu")?,
-        tags: json(row, "tags")?,
         created: time(row, "created")?,
         updated: time(row, "updated")?,
     })
@@ -124,46 +79,6 @@ pub(super) fn release(row: &SqliteRow) -> Result<Release> {
         summary: text(row, "summary")?,
         config: uuid(row, "config")?,
         build,
-        created: time(row, "created")?,
-        updated: time(row, "updated")?,
-    })
-}
-
-pub(super) fn domain(row: &SqliteRow) -> Result<Domain> {
-    Ok(Domain {
-        uuid: uuid(row, "uuid")?,
-        app: text(row, "app")?,
-        owner: text(row, "owner")?,
-        domain: text(row, "domain")?,
-        created: time(row, "created")?,
-        updated: time(row, "updated")?,
-    })
-}
-
-pub(super) fn certificate(row: &SqliteRow) -> Result<Certificate> {
-    Ok(Certificate {
-        uuid: uuid(row, "uuid")?,
-        owner: text(row, "owner")?,
-        common_name: text(row, "common_name")?,
-        expires: time(row, "expires")?,
-        certificate: text(row, "certificate")?,
-        key: text(row, "private_key")?,
-        created: time(row, "created")?,
-        updated: time(row, "updated")?,
-    })
-}
-
-pub(super) fn push(row: &SqliteRow) -> Result<Push> {
-    Ok(Push {
-        uuid: uuid(row, "uuid")?,
-        app: text(row, "app")?,
-        owner: text(row, "owner")?,
-        sha: text(row, "sha")?,
-        fingerprint: text(row, "fingerprint")?,
-        receive_user: text(row, "receive_user")?,
-        receive_repo: text(row, "receive_repo")?,
-        ssh_connection: text(row, "ssh_connection")?,
-        ssh_original_command: text(row, "ssh_original_command")?,
         created: time(row, "created")?,
         updated: time(row, "updated")?,
     })

@@ -1,6 +1,7 @@
 //! `impl Store for SqliteStore`.
 
-use super::{rows, SqliteStore, BACKEND};
+use super::readers::{self, read_error, snapshot};
+use super::{read_rows, rows, SqliteStore, BACKEND};
 use crate::codec::{
     int, limit_offset, not_discardable, stale_config, still_owns_apps, stored, to_json, uint,
 };
@@ -14,8 +15,8 @@ use deis_core::model::{
 use deis_core::release::initial_summary;
 use deis_core::store::{AppFilter, BuildChoice, ConfigChoice, NewRelease};
 use deis_core::{Error, Kind, Result, Store, Timestamp};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Sqlite, SqliteConnection};
+use rusqlite::{params, Connection};
+use sqlx::SqliteConnection;
 use uuid::Uuid;
 
 fn err(error: sqlx::Error) -> Error {
@@ -29,17 +30,6 @@ fn conflict(error: sqlx::Error) -> AppendFailure {
 /// UUIDs are stored as hyphenated text.
 fn id(uuid: Uuid) -> String {
     uuid.hyphenated().to_string()
-}
-
-/// The rows of one page and the total across pages (`None` when the page is empty and
-/// the total must be counted separately).
-fn page_of<T>(
-    rows: &[SqliteRow],
-    decode: fn(&SqliteRow) -> Result<T>,
-) -> Result<(Option<u64>, Vec<T>)> {
-    let total = rows.first().map(rows::total).transpose()?;
-    let items = rows.iter().map(decode).collect::<Result<Vec<T>>>()?;
-    Ok((total, items))
 }
 
 impl SqliteStore {
@@ -61,31 +51,57 @@ impl SqliteStore {
         }
     }
 
-    /// Counts with `sql` bound to `arg` (if any).
-    async fn count(&self, sql: &'static str, arg: Option<&str>) -> Result<u64> {
-        let mut query = sqlx::query_scalar::<Sqlite, i64>(sql);
-        if let Some(arg) = arg {
-            query = query.bind(arg);
-        }
-        Ok(uint(query.fetch_one(&self.pool).await.map_err(err)?))
+    /// Runs `read`, a list, on a read connection on the blocking pool (see
+    /// [`super::readers`]).
+    async fn read<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.readers.run(read).await
     }
 
-    /// The total of an app-scoped list whose page came back empty; `NotFound(App)` if the
-    /// app does not exist.
-    async fn app_total(
+    /// Runs `read`, a lookup of a few rows through an index, on a read connection on this
+    /// thread (see [`super::readers`]).
+    async fn read_point<T, F>(&self, read: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.readers.run_point(read).await
+    }
+
+    /// One page of an app-scoped list: `list_sql` bound to (app, limit, offset), and when
+    /// the page is empty `count_sql` bound to the app, all in one snapshot; `NotFound(App)`
+    /// if the app does not exist.
+    async fn read_page<T: Send + 'static>(
         &self,
-        total: Option<u64>,
-        count_sql: &'static str,
         app: &str,
-    ) -> Result<u64> {
-        if let Some(total) = total {
-            return Ok(total);
-        }
-        let total = self.count(count_sql, Some(app)).await?;
-        if total == 0 {
-            self.require_app(app).await?;
-        }
-        Ok(total)
+        page: PageRequest,
+        list_sql: &'static str,
+        count_sql: &'static str,
+        decode: fn(&rusqlite::Row<'_>) -> Result<T>,
+    ) -> Result<Page<T>> {
+        let (limit, offset) = limit_offset(page);
+        let app = app.to_owned();
+        self.read(move |c| {
+            snapshot(c, |c| {
+                let (total, items) =
+                    readers::page(c, list_sql, params![app, limit, offset], decode)?;
+                let total = match total {
+                    Some(total) => total,
+                    None => {
+                        let total = readers::count(c, count_sql, [&app])?;
+                        if total == 0 {
+                            require_app(c, &app)?;
+                        }
+                        total
+                    }
+                };
+                Ok(Page { total, items })
+            })
+        })
+        .await
     }
 
     /// One attempt at appending a release, in one write transaction.
@@ -180,6 +196,15 @@ impl SqliteStore {
         insert_release(&mut tx, &release).await.map_err(conflict)?;
         tx.commit().await.map_err(conflict)?;
         Ok(release)
+    }
+}
+
+/// `NotFound(App)` unless the app exists (on a read connection).
+fn require_app(connection: &Connection, app: &str) -> Result<()> {
+    if readers::exists(connection, sql::APP_EXISTS, [app])? {
+        Ok(())
+    } else {
+        Err(Error::not_found(Kind::App, app))
     }
 }
 
@@ -286,29 +311,28 @@ impl Store for SqliteStore {
     }
 
     async fn get_user(&self, username: &str) -> Result<User> {
-        let row = sqlx::query(sql::GET_USER)
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| Error::not_found(Kind::User, username))?;
-        rows::user(&row)
+        let username = username.to_owned();
+        self.read_point(move |c| {
+            readers::one(c, sql::GET_USER, [&username], read_rows::user)?
+                .ok_or_else(|| Error::not_found(Kind::User, &username))
+        })
+        .await
     }
 
     async fn list_users(&self, page: PageRequest) -> Result<Page<User>> {
         let (limit, offset) = limit_offset(page);
-        let rows = sqlx::query(sql::LIST_USERS)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let (total, items) = page_of(&rows, rows::user)?;
-        let total = match total {
-            Some(total) => total,
-            None => self.count(sql::COUNT_USERS, None).await?,
-        };
-        Ok(Page { total, items })
+        self.read(move |c| {
+            snapshot(c, |c| {
+                let (total, items) =
+                    readers::page(c, sql::LIST_USERS, [limit, offset], read_rows::user)?;
+                let total = match total {
+                    Some(total) => total,
+                    None => readers::count(c, sql::COUNT_USERS, [])?,
+                };
+                Ok(Page { total, items })
+            })
+        })
+        .await
     }
 
     async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<()> {
@@ -397,13 +421,13 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_token(&self, token: &TokenHash) -> Result<User> {
-        let row = sqlx::query(sql::USER_BY_TOKEN)
-            .bind(&token.0)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| Error::not_found(Kind::Token, "(hidden)"))?;
-        rows::user(&row)
+        let hash = token.0.clone();
+        self.read_point(move |c| {
+            readers::one(c, sql::USER_BY_TOKEN, [&hash], read_rows::user)?
+                // Never put the hash in an error.
+                .ok_or_else(|| Error::not_found(Kind::Token, "(hidden)"))
+        })
+        .await
     }
 
     async fn add_key(&self, key: Key) -> Result<Key> {
@@ -433,41 +457,42 @@ impl Store for SqliteStore {
     }
 
     async fn get_key(&self, owner: &str, key_id: &str) -> Result<Key> {
-        let row = sqlx::query(sql::GET_KEY)
-            .bind(owner)
-            .bind(key_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| Error::not_found(Kind::Key, key_id))?;
-        rows::key(&row)
+        let (owner, key_id) = (owner.to_owned(), key_id.to_owned());
+        self.read_point(move |c| {
+            readers::one(c, sql::GET_KEY, [&owner, &key_id], read_rows::key)?
+                .ok_or_else(|| Error::not_found(Kind::Key, &key_id))
+        })
+        .await
     }
 
     async fn list_keys(&self, owner: &str, page: PageRequest) -> Result<Page<Key>> {
         let (limit, offset) = limit_offset(page);
-        let rows = sqlx::query(sql::LIST_KEYS)
-            .bind(owner)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let (total, items) = page_of(&rows, rows::key)?;
-        let total = match total {
-            Some(total) => total,
-            None => self.count(sql::COUNT_KEYS, Some(owner)).await?,
-        };
-        Ok(Page { total, items })
+        let owner = owner.to_owned();
+        self.read(move |c| {
+            snapshot(c, |c| {
+                let (total, items) = readers::page(
+                    c,
+                    sql::LIST_KEYS,
+                    params![owner, limit, offset],
+                    read_rows::key,
+                )?;
+                let total = match total {
+                    Some(total) => total,
+                    None => readers::count(c, sql::COUNT_KEYS, [&owner])?,
+                };
+                Ok(Page { total, items })
+            })
+        })
+        .await
     }
 
     async fn key_by_fingerprint(&self, fingerprint: &str) -> Result<Key> {
-        let row = sqlx::query(sql::KEY_BY_FINGERPRINT)
-            .bind(fingerprint)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| Error::not_found(Kind::Key, fingerprint))?;
-        rows::key(&row)
+        let fingerprint = fingerprint.to_owned();
+        self.read_point(move |c| {
+            readers::one(c, sql::KEY_BY_FINGERPRINT, [&fingerprint], read_rows::key)?
+                .ok_or_else(|| Error::not_found(Kind::Key, &fingerprint))
+        })
+        .await
     }
 
     async fn delete_key(&self, owner: &str, key_id: &str) -> Result<()> {
@@ -526,45 +551,40 @@ impl Store for SqliteStore {
     }
 
     async fn get_app(&self, app_id: &str) -> Result<App> {
-        let row = sqlx::query(sql::GET_APP)
-            .bind(app_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| Error::not_found(Kind::App, app_id))?;
-        rows::app(&row)
+        let app_id = app_id.to_owned();
+        self.read_point(move |c| {
+            readers::one(c, sql::GET_APP, [&app_id], read_rows::app)?
+                .ok_or_else(|| Error::not_found(Kind::App, &app_id))
+        })
+        .await
     }
 
     async fn list_apps(&self, filter: AppFilter, page: PageRequest) -> Result<Page<App>> {
         let (limit, offset) = limit_offset(page);
-        let (rows, count_sql, user) = match &filter {
-            AppFilter::All => (
-                sqlx::query(sql::LIST_APPS)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.pool)
-                    .await,
-                sql::COUNT_APPS,
-                None,
-            ),
-            AppFilter::VisibleTo(user) => (
-                sqlx::query(sql::LIST_APPS_VISIBLE_TO)
-                    .bind(user)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.pool)
-                    .await,
-                sql::COUNT_APPS_VISIBLE_TO,
-                Some(user.as_str()),
-            ),
-        };
-        let rows = rows.map_err(err)?;
-        let (total, items) = page_of(&rows, rows::app)?;
-        let total = match total {
-            Some(total) => total,
-            None => self.count(count_sql, user).await?,
-        };
-        Ok(Page { total, items })
+        self.read(move |c| {
+            snapshot(c, |c| {
+                let (total, items) = match &filter {
+                    AppFilter::All => {
+                        readers::page(c, sql::LIST_APPS, [limit, offset], read_rows::app)?
+                    }
+                    AppFilter::VisibleTo(user) => readers::page(
+                        c,
+                        sql::LIST_APPS_VISIBLE_TO,
+                        params![user, limit, offset],
+                        read_rows::app,
+                    )?,
+                };
+                let total = match (total, &filter) {
+                    (Some(total), _) => total,
+                    (None, AppFilter::All) => readers::count(c, sql::COUNT_APPS, [])?,
+                    (None, AppFilter::VisibleTo(user)) => {
+                        readers::count(c, sql::COUNT_APPS_VISIBLE_TO, [user])?
+                    }
+                };
+                Ok(Page { total, items })
+            })
+        })
+        .await
     }
 
     async fn set_owner(&self, app: &str, owner: &str) -> Result<App> {
@@ -663,76 +683,72 @@ impl Store for SqliteStore {
     }
 
     async fn collaborators(&self, app: &str) -> Result<Vec<String>> {
-        let users: Vec<String> = sqlx::query_scalar(sql::LIST_COLLABORATORS)
-            .bind(app)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        if users.is_empty() {
-            self.require_app(app).await?;
-        }
-        Ok(users)
+        let app = app.to_owned();
+        self.read_point(move |c| {
+            snapshot(c, |c| {
+                let users = readers::all(c, sql::LIST_COLLABORATORS, [&app], |row| {
+                    row.get(0).map_err(read_error)
+                })?;
+                if users.is_empty() {
+                    require_app(c, &app)?;
+                }
+                Ok(users)
+            })
+        })
+        .await
     }
 
     async fn get_build(&self, app: &str, uuid: Uuid) -> Result<Build> {
-        let row = sqlx::query(sql::GET_BUILD)
-            .bind(app)
-            .bind(id(uuid))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        match row {
-            Some(row) => rows::build(&row),
-            None => {
-                self.require_app(app).await?;
-                Err(Error::not_found(Kind::Build, uuid.to_string()))
+        let app = app.to_owned();
+        self.read_point(move |c| {
+            match readers::one(c, sql::GET_BUILD, [&app, &id(uuid)], read_rows::build)? {
+                Some(build) => Ok(build),
+                None => {
+                    require_app(c, &app)?;
+                    Err(Error::not_found(Kind::Build, uuid.to_string()))
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn list_builds(&self, app: &str, page: PageRequest) -> Result<Page<Build>> {
-        let (limit, offset) = limit_offset(page);
-        let rows = sqlx::query(sql::LIST_BUILDS)
-            .bind(app)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let (total, items) = page_of(&rows, rows::build)?;
-        let total = self.app_total(total, sql::COUNT_BUILDS, app).await?;
-        Ok(Page { total, items })
+        self.read_page(
+            app,
+            page,
+            sql::LIST_BUILDS,
+            sql::COUNT_BUILDS,
+            read_rows::build,
+        )
+        .await
     }
 
     async fn current_config(&self, app: &str) -> Result<Config> {
-        let row = sqlx::query(sql::CURRENT_CONFIG)
-            .bind(app)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        match row {
-            Some(row) => rows::config(&row),
-            None => {
-                self.require_app(app).await?;
-                Err(Error::not_found(Kind::Release, format!("{app} latest")))
+        let app = app.to_owned();
+        self.read_point(move |c| {
+            match readers::one(c, sql::CURRENT_CONFIG, [&app], read_rows::config)? {
+                Some(config) => Ok(config),
+                None => {
+                    require_app(c, &app)?;
+                    Err(Error::not_found(Kind::Release, format!("{app} latest")))
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn get_config(&self, app: &str, uuid: Uuid) -> Result<Config> {
-        let row = sqlx::query(sql::GET_CONFIG)
-            .bind(app)
-            .bind(id(uuid))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        match row {
-            Some(row) => rows::config(&row),
-            None => {
-                self.require_app(app).await?;
-                Err(Error::not_found(Kind::Config, uuid.to_string()))
+        let app = app.to_owned();
+        self.read_point(move |c| {
+            match readers::one(c, sql::GET_CONFIG, [&app, &id(uuid)], read_rows::config)? {
+                Some(config) => Ok(config),
+                None => {
+                    require_app(c, &app)?;
+                    Err(Error::not_found(Kind::Config, uuid.to_string()))
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn append_release(&self, request: NewRelease) -> Result<Release> {
@@ -790,48 +806,48 @@ impl Store for SqliteStore {
     }
 
     async fn get_release(&self, app: &str, version: u64) -> Result<Release> {
-        let row = sqlx::query(sql::GET_RELEASE)
-            .bind(app)
-            .bind(int(version))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        match row {
-            Some(row) => rows::release(&row),
-            None => {
-                self.require_app(app).await?;
-                Err(Error::not_found(Kind::Release, format!("{app} v{version}")))
+        let app = app.to_owned();
+        self.read_point(move |c| {
+            let found = readers::one(
+                c,
+                sql::GET_RELEASE,
+                params![app, int(version)],
+                read_rows::release,
+            )?;
+            match found {
+                Some(release) => Ok(release),
+                None => {
+                    require_app(c, &app)?;
+                    Err(Error::not_found(Kind::Release, format!("{app} v{version}")))
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn latest_release(&self, app: &str) -> Result<Release> {
-        let row = sqlx::query(sql::LATEST_RELEASE)
-            .bind(app)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        match row {
-            Some(row) => rows::release(&row),
-            None => {
-                self.require_app(app).await?;
-                Err(Error::not_found(Kind::Release, format!("{app} latest")))
+        let app = app.to_owned();
+        self.read_point(move |c| {
+            match readers::one(c, sql::LATEST_RELEASE, [&app], read_rows::release)? {
+                Some(release) => Ok(release),
+                None => {
+                    require_app(c, &app)?;
+                    Err(Error::not_found(Kind::Release, format!("{app} latest")))
+                }
             }
-        }
+        })
+        .await
     }
 
     async fn list_releases(&self, app: &str, page: PageRequest) -> Result<Page<Release>> {
-        let (limit, offset) = limit_offset(page);
-        let rows = sqlx::query(sql::LIST_RELEASES)
-            .bind(app)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let (total, items) = page_of(&rows, rows::release)?;
-        let total = self.app_total(total, sql::COUNT_RELEASES, app).await?;
-        Ok(Page { total, items })
+        self.read_page(
+            app,
+            page,
+            sql::LIST_RELEASES,
+            sql::COUNT_RELEASES,
+            read_rows::release,
+        )
+        .await
     }
 
     async fn add_domain(&self, domain: Domain) -> Result<Domain> {
@@ -857,27 +873,23 @@ impl Store for SqliteStore {
     }
 
     async fn get_domain(&self, domain: &str) -> Result<Domain> {
-        let row = sqlx::query(sql::GET_DOMAIN)
-            .bind(domain)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| Error::not_found(Kind::Domain, domain))?;
-        rows::domain(&row)
+        let domain = domain.to_owned();
+        self.read_point(move |c| {
+            readers::one(c, sql::GET_DOMAIN, [&domain], read_rows::domain)?
+                .ok_or_else(|| Error::not_found(Kind::Domain, &domain))
+        })
+        .await
     }
 
     async fn list_domains(&self, app: &str, page: PageRequest) -> Result<Page<Domain>> {
-        let (limit, offset) = limit_offset(page);
-        let rows = sqlx::query(sql::LIST_DOMAINS)
-            .bind(app)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let (total, items) = page_of(&rows, rows::domain)?;
-        let total = self.app_total(total, sql::COUNT_DOMAINS, app).await?;
-        Ok(Page { total, items })
+        self.read_page(
+            app,
+            page,
+            sql::LIST_DOMAINS,
+            sql::COUNT_DOMAINS,
+            read_rows::domain,
+        )
+        .await
     }
 
     async fn delete_domain(&self, app: &str, domain: &str) -> Result<()> {
@@ -922,13 +934,17 @@ impl Store for SqliteStore {
     }
 
     async fn get_certificate(&self, common_name: &str) -> Result<Certificate> {
-        let row = sqlx::query(sql::GET_CERTIFICATE)
-            .bind(common_name)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?
-            .ok_or_else(|| Error::not_found(Kind::Certificate, common_name))?;
-        rows::certificate(&row)
+        let common_name = common_name.to_owned();
+        self.read_point(move |c| {
+            readers::one(
+                c,
+                sql::GET_CERTIFICATE,
+                [&common_name],
+                read_rows::certificate,
+            )?
+            .ok_or_else(|| Error::not_found(Kind::Certificate, &common_name))
+        })
+        .await
     }
 
     async fn list_certificates(
@@ -937,32 +953,32 @@ impl Store for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<Certificate>> {
         let (limit, offset) = limit_offset(page);
-        let (rows, count_sql) = match owner {
-            None => (
-                sqlx::query(sql::LIST_CERTIFICATES)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.pool)
-                    .await,
-                sql::COUNT_CERTIFICATES,
-            ),
-            Some(owner) => (
-                sqlx::query(sql::LIST_CERTIFICATES_OF)
-                    .bind(owner)
-                    .bind(limit)
-                    .bind(offset)
-                    .fetch_all(&self.pool)
-                    .await,
-                sql::COUNT_CERTIFICATES_OF,
-            ),
-        };
-        let rows = rows.map_err(err)?;
-        let (total, items) = page_of(&rows, rows::certificate)?;
-        let total = match total {
-            Some(total) => total,
-            None => self.count(count_sql, owner).await?,
-        };
-        Ok(Page { total, items })
+        let owner = owner.map(str::to_owned);
+        self.read(move |c| {
+            snapshot(c, |c| {
+                let (total, items) = match &owner {
+                    None => readers::page(
+                        c,
+                        sql::LIST_CERTIFICATES,
+                        [limit, offset],
+                        read_rows::certificate,
+                    )?,
+                    Some(owner) => readers::page(
+                        c,
+                        sql::LIST_CERTIFICATES_OF,
+                        params![owner, limit, offset],
+                        read_rows::certificate,
+                    )?,
+                };
+                let total = match (total, &owner) {
+                    (Some(total), _) => total,
+                    (None, None) => readers::count(c, sql::COUNT_CERTIFICATES, [])?,
+                    (None, Some(owner)) => readers::count(c, sql::COUNT_CERTIFICATES_OF, [owner])?,
+                };
+                Ok(Page { total, items })
+            })
+        })
+        .await
     }
 
     async fn delete_certificate(&self, common_name: &str) -> Result<()> {
@@ -1004,16 +1020,13 @@ impl Store for SqliteStore {
     }
 
     async fn list_pushes(&self, app: &str, page: PageRequest) -> Result<Page<Push>> {
-        let (limit, offset) = limit_offset(page);
-        let rows = sqlx::query(sql::LIST_PUSHES)
-            .bind(app)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(err)?;
-        let (total, items) = page_of(&rows, rows::push)?;
-        let total = self.app_total(total, sql::COUNT_PUSHES, app).await?;
-        Ok(Page { total, items })
+        self.read_page(
+            app,
+            page,
+            sql::LIST_PUSHES,
+            sql::COUNT_PUSHES,
+            read_rows::push,
+        )
+        .await
     }
 }

@@ -215,17 +215,37 @@ async fn builds_deploy_with_the_default_formation() {
         r.body["results"],
         json!([{"app": "go", "owner": "bob", "release": "v2", "type": "cmd", "num": 1, "state": "up"}])
     );
-    // A slug build is a slug artifact.
+    // A slug build is a slug artifact; only the app's own slugs in the slug store are
+    // accepted, never a host path or another app's slug.
     h.app(&c.bob, "slugged").await;
+    for image in [
+        "/var/lib/deis/slugs/slugged-abc.tgz",
+        "blob:slugs/go/abc.tgz",
+        "blob:slugs/slugged/../go/abc.tgz",
+    ] {
+        let r = h
+            .post(
+                "/v1/apps/slugged/builds/",
+                &c.bob,
+                json!({"image": image, "sha": "abc1234def", "procfile": {"web": "bin/web"}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{image}: {}", r.body);
+        assert!(
+            r.body["image"][0].as_str().unwrap().contains("slug store"),
+            "{}",
+            r.body
+        );
+    }
     let r = h
-        .post("/v1/apps/slugged/builds/", &c.bob, json!({"image": "/var/lib/deis/slugs/slugged-abc.tgz", "sha": "abc1234def", "procfile": {"web": "bin/web"}}))
+        .post("/v1/apps/slugged/builds/", &c.bob, json!({"image": "blob:slugs/slugged/abc1234def-1.tgz", "sha": "abc1234def", "procfile": {"web": "bin/web"}}))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let spec = h.scheduler.applied.lock().unwrap().last().cloned().unwrap();
     assert_eq!(
         spec.artifact,
         Artifact::Slug {
-            location: "/var/lib/deis/slugs/slugged-abc.tgz".into()
+            location: "blob:slugs/slugged/abc1234def-1.tgz".into()
         }
     );
     assert_eq!(spec.formation["web"], 1);
