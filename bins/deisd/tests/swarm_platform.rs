@@ -151,15 +151,15 @@ impl Drop for Platform {
             &format!("{p}-data"),
             &format!("{p}-database"),
         ]);
-        for image in docker(&[
-            "images",
-            "-q",
-            "--filter",
-            &format!("label=io.deis.owner={p}"),
-        ])
-        .split_whitespace()
-        {
-            docker(&["rmi", "-f", image]);
+        // App (slug) images, and the platform image even when an earlier removal only
+        // untagged it (a container still used it).
+        for label in [
+            format!("label=io.deis.owner={p}"),
+            format!("label=io.deis.platform={p}"),
+        ] {
+            for image in docker(&["images", "-q", "--filter", &label]).split_whitespace() {
+                docker(&["rmi", "-f", image]);
+            }
         }
         docker(&[
             "rmi",
