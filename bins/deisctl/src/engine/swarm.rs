@@ -190,108 +190,7 @@ impl SwarmEngine {
     }
 
     fn service_spec(&self, spec: &UnitSpec) -> ServiceSpec {
-        let global = spec.unit.component == Component::Router;
-        let labels = HashMap::from([
-            (LABEL_PLATFORM.to_string(), self.prefix.clone()),
-            (LABEL_UNIT.to_string(), spec.unit_name.clone()),
-            (
-                LABEL_COMPONENT.to_string(),
-                spec.unit.component.name().to_string(),
-            ),
-        ]);
-        let mut mounts = Vec::new();
-        if spec.data_volume {
-            mounts.push(Mount {
-                target: Some(DATA_MOUNT.into()),
-                source: Some(self.volume()),
-                typ: Some(MountType::VOLUME),
-                ..Default::default()
-            });
-        }
-        if let Some(target) = &spec.own_volume {
-            mounts.push(Mount {
-                target: Some(target.clone()),
-                source: Some(format!("{}-{}", self.prefix, spec.unit.component.name())),
-                typ: Some(MountType::VOLUME),
-                ..Default::default()
-            });
-        }
-        if spec.docker_socket {
-            mounts.push(Mount {
-                target: Some("/var/run/docker.sock".into()),
-                source: Some(self.socket.clone()),
-                typ: Some(MountType::BIND),
-                ..Default::default()
-            });
-        }
-        let mut constraints = vec![format!(
-            "node.labels.{}==true",
-            plane_of(spec.unit.component)
-        )];
-        if global {
-            constraints.push(stopped_constraint(&spec.unit_name));
-        }
-        let ports: Vec<EndpointPortConfig> = spec
-            .ports
-            .iter()
-            .map(|p| EndpointPortConfig {
-                protocol: Some(EndpointPortConfigProtocolEnum::TCP),
-                target_port: Some(i64::from(p.container)),
-                published_port: Some(i64::from(p.host)),
-                publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
-                ..Default::default()
-            })
-            .collect();
-        ServiceSpec {
-            name: Some(spec.container_name.clone()),
-            labels: Some(labels.clone()),
-            task_template: Some(TaskSpec {
-                container_spec: Some(TaskSpecContainerSpec {
-                    image: Some(self.image_tag()),
-                    command: Some(spec.command.clone()),
-                    env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-                    labels: Some(labels),
-                    hostname: Some(spec.container_name.clone()),
-                    user: spec.user.clone(),
-                    mounts: (!mounts.is_empty()).then_some(mounts),
-                    init: Some(true),
-                    stop_grace_period: Some(15_000_000_000),
-                    ..Default::default()
-                }),
-                restart_policy: Some(TaskSpecRestartPolicy {
-                    condition: Some(TaskSpecRestartPolicyConditionEnum::ANY),
-                    delay: Some(1_000_000_000),
-                    max_attempts: Some(0),
-                    window: None,
-                }),
-                placement: Some(TaskSpecPlacement {
-                    constraints: Some(constraints),
-                    ..Default::default()
-                }),
-                networks: Some(vec![NetworkAttachmentConfig {
-                    target: Some(self.network()),
-                    aliases: Some(vec![spec.container_name.clone()]),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            }),
-            mode: Some(if global {
-                ServiceSpecMode {
-                    global: Some(HashMap::new()),
-                    ..Default::default()
-                }
-            } else {
-                ServiceSpecMode {
-                    replicated: Some(ServiceSpecModeReplicated { replicas: Some(0) }),
-                    ..Default::default()
-                }
-            }),
-            endpoint_spec: Some(EndpointSpec {
-                mode: Some(EndpointSpecModeEnum::DNSRR),
-                ports: (!ports.is_empty()).then_some(ports),
-            }),
-            ..Default::default()
-        }
+        service_spec(&self.prefix, &self.socket, spec)
     }
 
     /// Changes a service's spec: `running` scales a replicated one to 1 (0 when not), or
@@ -354,6 +253,113 @@ impl SwarmEngine {
                 if running { "starting" } else { "stopping" }
             )))?;
         Ok(())
+    }
+}
+
+/// The service of `spec` for the platform `prefix` (`socket` is the engine's socket on the
+/// nodes, mounted into the controller).
+fn service_spec(prefix: &str, socket: &str, spec: &UnitSpec) -> ServiceSpec {
+    let global = spec.unit.component == Component::Router;
+    let labels = HashMap::from([
+        (LABEL_PLATFORM.to_string(), prefix.to_string()),
+        (LABEL_UNIT.to_string(), spec.unit_name.clone()),
+        (
+            LABEL_COMPONENT.to_string(),
+            spec.unit.component.name().to_string(),
+        ),
+    ]);
+    let mut mounts = Vec::new();
+    if spec.data_volume {
+        mounts.push(Mount {
+            target: Some(DATA_MOUNT.into()),
+            source: Some(format!("{prefix}-data")),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        });
+    }
+    if let Some(target) = &spec.own_volume {
+        mounts.push(Mount {
+            target: Some(target.clone()),
+            source: Some(format!("{}-{}", prefix, spec.unit.component.name())),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        });
+    }
+    if spec.docker_socket {
+        mounts.push(Mount {
+            target: Some("/var/run/docker.sock".into()),
+            source: Some(socket.to_string()),
+            typ: Some(MountType::BIND),
+            ..Default::default()
+        });
+    }
+    let mut constraints = vec![format!(
+        "node.labels.{}==true",
+        plane_of(spec.unit.component)
+    )];
+    if global {
+        constraints.push(stopped_constraint(&spec.unit_name));
+    }
+    let ports: Vec<EndpointPortConfig> = spec
+        .ports
+        .iter()
+        .map(|p| EndpointPortConfig {
+            protocol: Some(EndpointPortConfigProtocolEnum::TCP),
+            target_port: Some(i64::from(p.container)),
+            published_port: Some(i64::from(p.host)),
+            publish_mode: Some(EndpointPortConfigPublishModeEnum::HOST),
+            ..Default::default()
+        })
+        .collect();
+    ServiceSpec {
+        name: Some(spec.container_name.clone()),
+        labels: Some(labels.clone()),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(format!("{prefix}-platform:{}", env!("CARGO_PKG_VERSION"))),
+                command: Some(spec.command.clone()),
+                env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+                labels: Some(labels),
+                hostname: Some(spec.container_name.clone()),
+                user: spec.user.clone(),
+                mounts: (!mounts.is_empty()).then_some(mounts),
+                init: Some(true),
+                stop_grace_period: Some(15_000_000_000),
+                ..Default::default()
+            }),
+            restart_policy: Some(TaskSpecRestartPolicy {
+                condition: Some(TaskSpecRestartPolicyConditionEnum::ANY),
+                delay: Some(1_000_000_000),
+                max_attempts: Some(0),
+                window: None,
+            }),
+            placement: Some(TaskSpecPlacement {
+                constraints: Some(constraints),
+                ..Default::default()
+            }),
+            networks: Some(vec![NetworkAttachmentConfig {
+                target: Some(prefix.to_string()),
+                aliases: Some(vec![spec.container_name.clone()]),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        mode: Some(if global {
+            ServiceSpecMode {
+                global: Some(HashMap::new()),
+                ..Default::default()
+            }
+        } else {
+            ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated { replicas: Some(0) }),
+                ..Default::default()
+            }
+        }),
+        endpoint_spec: Some(EndpointSpec {
+            mode: Some(EndpointSpecModeEnum::DNSRR),
+            ports: (!ports.is_empty()).then_some(ports),
+        }),
+        ..Default::default()
     }
 }
 
@@ -602,5 +608,110 @@ impl PlatformEngine for SwarmEngine {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::components::{spec, PlatformSettings, Unit};
+
+    fn settings() -> PlatformSettings {
+        PlatformSettings {
+            prefix: "deis".into(),
+            discovery: "etcd://deis-etcd-1:2379".into(),
+            etcd_port: 4001,
+            etcd_members: 3,
+            domain: None,
+            registration: None,
+            builder_key: "b".into(),
+            logger_key: "l".into(),
+            controller_port: 8000,
+            builder_port: 2222,
+            router_port: 8080,
+            store: Some("postgres://deis:pw@deis-database:5432/deis".into()),
+            scheduler: Some("swarm://?network=deis&endpoints=overlay".into()),
+            database_password: "pw".into(),
+            postgres_dir: "/usr/lib/postgresql/15".into(),
+        }
+    }
+
+    fn constraints(service: &ServiceSpec) -> Vec<String> {
+        service
+            .task_template
+            .as_ref()
+            .and_then(|t| t.placement.as_ref())
+            .and_then(|p| p.constraints.clone())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_unit_is_placed_on_its_plane() {
+        for (unit, plane) in [
+            (Unit::etcd_member(1), "node.labels.deis.etcd==true"),
+            (
+                Unit::single(Component::Database),
+                "node.labels.deis.control==true",
+            ),
+            (
+                Unit::single(Component::Controller),
+                "node.labels.deis.control==true",
+            ),
+            (Unit::router(1), "node.labels.deis.router==true"),
+        ] {
+            let service = service_spec("deis", "/var/run/docker.sock", &spec(unit, &settings()));
+            assert_eq!(constraints(&service)[0], plane, "{unit}");
+            assert_eq!(
+                service.endpoint_spec.as_ref().unwrap().mode,
+                Some(EndpointSpecModeEnum::DNSRR)
+            );
+        }
+    }
+
+    #[test]
+    fn routers_are_global_and_installed_stopped_others_at_zero_replicas() {
+        let router = service_spec(
+            "deis",
+            "/var/run/docker.sock",
+            &spec(Unit::router(2), &settings()),
+        );
+        assert!(router.mode.as_ref().unwrap().global.is_some());
+        assert!(constraints(&router).contains(&stopped_constraint("deis-router@2")));
+        assert_eq!(router.name.as_deref(), Some("deis-router-2"));
+        let port = &router
+            .endpoint_spec
+            .as_ref()
+            .unwrap()
+            .ports
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(port.published_port, Some(8081));
+        assert_eq!(
+            port.publish_mode,
+            Some(EndpointPortConfigPublishModeEnum::HOST)
+        );
+        let controller = service_spec(
+            "deis",
+            "/var/run/docker.sock",
+            &spec(Unit::single(Component::Controller), &settings()),
+        );
+        assert_eq!(
+            controller.mode.unwrap().replicated.unwrap().replicas,
+            Some(0)
+        );
+        let mounts = controller
+            .task_template
+            .unwrap()
+            .container_spec
+            .unwrap()
+            .mounts
+            .unwrap();
+        assert!(mounts
+            .iter()
+            .any(|m| m.target.as_deref() == Some("/var/run/docker.sock")
+                && m.typ == Some(MountType::BIND)));
+        assert!(mounts
+            .iter()
+            .any(|m| m.source.as_deref() == Some("deis-data")));
     }
 }
