@@ -1115,14 +1115,25 @@ impl Scheduler for SwarmScheduler {
             tracing::warn!(%app, "restart: {}", problems.join("; "));
         }
         let after = self.instances_of(app).await?;
-        Ok(after
-            .into_iter()
-            .filter(|i| {
-                selected
-                    .iter()
-                    .any(|s| s.instance.process_type == i.process_type && s.instance.num == i.num)
-            })
-            .collect())
+        // While Swarm retires a replaced task, its slot can briefly show two live tasks; the
+        // answer names each selected instance once, as it is now (up, newest release first).
+        let mut restarted: Vec<Instance> = Vec::new();
+        for instance in after.into_iter().filter(|i| {
+            selected
+                .iter()
+                .any(|s| s.instance.process_type == i.process_type && s.instance.num == i.num)
+        }) {
+            let rank = |i: &Instance| (i.state == InstanceState::Up, i.release);
+            match restarted
+                .iter_mut()
+                .find(|r| r.process_type == instance.process_type && r.num == instance.num)
+            {
+                Some(kept) if rank(&instance) > rank(kept) => *kept = instance,
+                Some(_) => {}
+                None => restarted.push(instance),
+            }
+        }
+        Ok(restarted)
     }
 
     async fn run(&self, request: &RunRequest) -> Result<RunOutcome> {
