@@ -194,24 +194,24 @@ fn measure(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Dura
     took
 }
 
-fn serves(w: &World, host: &str, port: u16, needle: &str) -> bool {
+/// Whether the router on `port` answers `host` with a body containing `needle`.
+fn serves(host: &str, port: u16, needle: &str) -> bool {
     let output = Command::new("curl")
         .args(["-s", "-m", "2", "-H"])
         .arg(format!("Host: {host}"))
         .arg(format!("http://127.0.0.1:{port}/"))
         .output()
         .unwrap();
-    let _ = w;
     String::from_utf8_lossy(&output.stdout).contains(needle)
 }
 
 /// Asserts that every request for `duration` through `port` is answered by the app.
-fn keeps_serving(w: &World, port: u16, duration: Duration, what: &str) {
+fn keeps_serving(port: u16, duration: Duration, what: &str) {
     let until = Instant::now() + duration;
     let mut answered = 0;
     while Instant::now() < until {
         assert!(
-            serves(w, "demo.localhost", port, "hello from demo"),
+            serves("demo.localhost", port, "hello from demo"),
             "{what}: the router on {port} stopped serving after {answered} answers"
         );
         answered += 1;
@@ -245,7 +245,7 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
     measure("etcd@2 stopped", Duration::from_secs(30), || {
         !etcd_healthy(e + 1)
     });
-    keeps_serving(w, routers[0], Duration::from_secs(2), "etcd@2 down");
+    keeps_serving(routers[0], Duration::from_secs(2), "etcd@2 down");
     let started = Instant::now();
     let set = w.deis(&["config:set", "FAULT=one-member-down"]);
     assert!(set.contains("done, v5"), "{set}");
@@ -273,8 +273,8 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
     measure("all etcd members stopped", Duration::from_secs(30), || {
         (0..3).all(|i| !etcd_healthy(e + i))
     });
-    keeps_serving(w, routers[0], Duration::from_secs(12), "etcd down");
-    keeps_serving(w, routers[1], Duration::from_secs(1), "etcd down");
+    keeps_serving(routers[0], Duration::from_secs(12), "etcd down");
+    keeps_serving(routers[1], Duration::from_secs(1), "etcd down");
     // The store is PostgreSQL, so the controller still scales; the new instance cannot be
     // published until etcd is back.
     let scaled = w.deis(&["scale", "web=4"]);
@@ -282,7 +282,7 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
         scaled.contains("web=4") || scaled.contains("done"),
         "{scaled}"
     );
-    keeps_serving(w, routers[0], Duration::from_secs(1), "etcd down, scaled");
+    keeps_serving(routers[0], Duration::from_secs(1), "etcd down, scaled");
     let restarted = Instant::now();
     platform.ok(&["start", "etcd"]);
     measure(
@@ -294,7 +294,7 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
         "recovery: etcd start to a healthy cluster: {} ms",
         restarted.elapsed().as_millis()
     );
-    keeps_serving(w, routers[0], Duration::from_secs(1), "etcd back");
+    keeps_serving(routers[0], Duration::from_secs(1), "etcd back");
     // What changed during the outage is published with no manual step.
     measure(
         "etcd back to the instance started during the outage routed",
@@ -328,7 +328,7 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
         Duration::from_secs(60),
         || {
             assert!(
-                serves(w, "demo.localhost", routers[1], "hello from demo"),
+                serves("demo.localhost", routers[1], "hello from demo"),
                 "router@2 stopped serving while router@1 was down"
             );
             survivor_answers += 1;
@@ -340,7 +340,7 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
                 &format!("label=com.docker.swarm.service.name={p}-router-1"),
             ]);
             running.split_whitespace().any(|id| id != router)
-                && serves(w, "demo.localhost", routers[0], "hello from demo")
+                && serves("demo.localhost", routers[0], "hello from demo")
         },
     );
     eprintln!("router@1 down: router@2 answered all {survivor_answers} requests");
@@ -400,7 +400,7 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
         measure(
             "controller restart with the old release still routed",
             Duration::from_secs(30),
-            || serves(w, "demo.localhost", routers[0], "hello from demo v6"),
+            || serves("demo.localhost", routers[0], "hello from demo v6"),
         );
     }
     let ps = w.deis(&["ps"]);
@@ -478,12 +478,11 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
 
 #[test]
 fn deisctl_stands_up_the_swarm_topology_that_serves_the_new_user_path_and_survives_faults() {
-    let platform = Platform {
+    let mut platform = Platform {
         prefix: format!("sw{}", std::process::id()),
         etcd_port: free_port_run(3),
         labelled_nodes: false,
     };
-    let mut platform = platform;
     let world = World {
         root: tempfile::tempdir().unwrap(),
         api: free_port(),
@@ -611,7 +610,7 @@ fn deisctl_stands_up_the_swarm_topology_that_serves_the_new_user_path_and_surviv
             "{placement}"
         );
         // Both router meshes serve it.
-        assert!(serves(w, "demo.localhost", routers[1], "hello from demo"));
+        assert!(serves("demo.localhost", routers[1], "hello from demo"));
         faults(w, &platform, routers);
     });
 }
