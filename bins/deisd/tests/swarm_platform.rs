@@ -388,12 +388,7 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
                 ps.matches(" up (v7)").count() == 3 && ps.matches(" (v").count() == 3
             },
         );
-        assert!(serves(
-            w,
-            "demo.localhost",
-            routers[0],
-            "hello from demo v7"
-        ));
+        assert!(serves("demo.localhost", routers[0], "hello from demo v7"));
     } else {
         // The kill came before the release was recorded: nothing changed (rolled back).
         assert!(!config.contains("controller-killed"), "{config}");
