@@ -294,6 +294,11 @@ impl Scheduler for DockerScheduler {
         "docker"
     }
 
+    /// The engine behind the configured socket: images built there run here.
+    fn image_engine(&self) -> Option<deis_core::scheduler::ImageEngine> {
+        Some(deis_core::scheduler::ImageEngine::new(self.shared().config.socket.clone()))
+    }
+
     async fn apply(&self, spec: &AppSpec) -> Result<Vec<Instance>> {
         check_spec(spec)?;
         let app_lock = self.app_lock(&spec.app);
