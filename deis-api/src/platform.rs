@@ -185,7 +185,9 @@ fn built(what: &str) -> impl FnOnce(deis_builder::BuildError) -> Error + '_ {
 /// The builder's Dockerfile builds follow the scheduler: on the engine it runs images from
 /// (Docker, Swarm), or none (local processes), when Dockerfile apps are refused.
 pub fn image_builder_for(scheduler: &dyn deis_core::scheduler::Scheduler) -> Option<ImageBuilder> {
-    scheduler.image_engine().map(|engine| ImageBuilder::new(engine.socket))
+    scheduler
+        .image_engine()
+        .map(|engine| ImageBuilder::new(engine.socket))
 }
 
 impl Platform {

@@ -171,7 +171,11 @@ fn commit(repo: &Path, message: &str, files: &[(&str, Option<&str>)]) {
 }
 
 async fn push(w: &World, repo: &Path, app: &str) -> (bool, String) {
-    let url = format!("http://alice:{}@{}/{app}.git", w.token, w.platform.api_addr());
+    let url = format!(
+        "http://alice:{}@{}/{app}.git",
+        w.token,
+        w.platform.api_addr()
+    );
     let repo = repo.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let out = git(&repo, &["push", &url, "master"]);

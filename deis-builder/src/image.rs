@@ -79,12 +79,13 @@ impl ImageBuilder {
         tokio::task::spawn_blocking(move || write_context(&dir, &target))
             .await
             .map_err(|e| BuildError::Rejected(format!("packing the build context: {e}")))??;
-        let result = tokio::time::timeout(timeout, run_build(&docker, &tag, app, sha, staging, log))
-            .await
-            .unwrap_or(Err(BuildError::Timeout {
-                step: "docker build",
-                seconds: timeout.as_secs(),
-            }));
+        let result =
+            tokio::time::timeout(timeout, run_build(&docker, &tag, app, sha, staging, log))
+                .await
+                .unwrap_or(Err(BuildError::Timeout {
+                    step: "docker build",
+                    seconds: timeout.as_secs(),
+                }));
         let _ = tokio::fs::remove_file(staging).await;
         result?;
         let inspect = docker.inspect_image(&tag).await.map_err(|e| {
@@ -150,7 +151,8 @@ async fn run_build(
     let file = tokio::fs::File::open(context)
         .await
         .map_err(BuildError::io("reading the build context"))?;
-    let body = tokio_util::io::ReaderStream::new(file).filter_map(|chunk| async move { chunk.ok() });
+    let body =
+        tokio_util::io::ReaderStream::new(file).filter_map(|chunk| async move { chunk.ok() });
     let mut stream = docker.build_image(options, None, Some(bollard::body_stream(body)));
     let mut pending = String::new();
     while let Some(item) = stream.next().await {
@@ -202,8 +204,8 @@ fn lowest_tcp_port(exposed: &[String]) -> Option<u16> {
 /// (as a link), less what `.dockerignore` excludes, `.git` never included.
 pub fn write_context(root: &Path, destination: &Path) -> Result<(), BuildError> {
     let matcher = dockerignore(root)?;
-    let file = std::fs::File::create(destination)
-        .map_err(BuildError::io("creating the build context"))?;
+    let file =
+        std::fs::File::create(destination).map_err(BuildError::io("creating the build context"))?;
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
     tar.follow_symlinks(false);
     let mut pending: Vec<PathBuf> = vec![root.to_path_buf()];
@@ -225,7 +227,8 @@ pub fn write_context(root: &Path, destination: &Path) -> Result<(), BuildError> 
             let file_type = entry
                 .file_type()
                 .map_err(BuildError::io("reading a file type"))?;
-            let always = relative == Path::new("Dockerfile") || relative == Path::new(".dockerignore");
+            let always =
+                relative == Path::new("Dockerfile") || relative == Path::new(".dockerignore");
             let ignored = !always
                 && matcher
                     .matched_path_or_any_parents(&path, file_type.is_dir())
@@ -303,7 +306,10 @@ mod tests {
         let root = dir.path().join("app");
         for (path, text) in [
             ("Dockerfile", "FROM scratch\n"),
-            (".dockerignore", "# comment\nsecret.txt\nlogs\n*.md\n!KEEP.md\nDockerfile\n"),
+            (
+                ".dockerignore",
+                "# comment\nsecret.txt\nlogs\n*.md\n!KEEP.md\nDockerfile\n",
+            ),
             ("secret.txt", "x"),
             ("sub/secret.txt", "kept: patterns are anchored at the root"),
             ("logs/a.log", "x"),

@@ -271,7 +271,11 @@ impl Builder {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(BuildError::io("reading the Procfile")(e)),
         };
-        say(log, "-----> Dockerfile app detected; building the image".into()).await;
+        say(
+            log,
+            "-----> Dockerfile app detected; building the image".into(),
+        )
+        .await;
         let tmp = self.settings.data_dir.join("tmp");
         tokio::fs::create_dir_all(&tmp)
             .await

@@ -297,7 +297,9 @@ impl Scheduler for DockerScheduler {
 
     /// The engine behind the configured socket: images built there run here.
     fn image_engine(&self) -> Option<deis_core::scheduler::ImageEngine> {
-        Some(deis_core::scheduler::ImageEngine::new(self.shared().config.socket.clone()))
+        Some(deis_core::scheduler::ImageEngine::new(
+            self.shared().config.socket.clone(),
+        ))
     }
 
     async fn apply(&self, spec: &AppSpec) -> Result<Vec<Instance>> {
