@@ -332,6 +332,25 @@ async fn a_dockerfile_app_builds_deploys_on_docker_and_a_failed_build_keeps_the_
         assert!(output.contains("deis: build failed: docker build failed"), "{output}");
         assert_eq!(latest_version(&w, &app).await, deployed_again);
         wait_for_app(&w, &app, "hello again").await;
+
+        // Destroying the app removes its containers and the images built for it.
+        let label = format!("label=io.deis.app={app}");
+        let built = Command::new("docker")
+            .args(["images", "-q", "--filter", &label])
+            .output()
+            .unwrap();
+        let built = String::from_utf8_lossy(&built.stdout).lines().count();
+        assert_eq!(built, 2, "one image per successful build, labelled with the app");
+        w.platform
+            .controller
+            .destroy_app(&w.alice, &app)
+            .await
+            .unwrap();
+        let left = Command::new("docker")
+            .args(["images", "-q", "--filter", &label])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "images left");
     })
     .await
     .expect("the test finished in time");

@@ -115,6 +115,41 @@ impl ImageBuilder {
     }
 }
 
+impl ImageBuilder {
+    /// Removes every image built for `app` (labelled `io.deis.app=<app>`), when the app is
+    /// destroyed. Returns how many were removed; one still in use is an error.
+    pub async fn remove_app_images(&self, app: &str) -> Result<usize, BuildError> {
+        let docker = self.connect().await?;
+        let filters = HashMap::from([("label", vec![format!("{LABEL_APP}={app}")])]);
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let images = docker
+            .list_images(Some(options))
+            .await
+            .map_err(|e| BuildError::ImageBuild(format!("listing {app}'s images: {e}")))?;
+        let mut removed = 0;
+        for image in images {
+            // Every tag of the image goes with it (one per commit built).
+            let options = RemoveImageOptionsBuilder::new().force(true).build();
+            match docker.remove_image(&image.id, Some(options), None).await {
+                Ok(_) => removed += 1,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => {
+                    return Err(BuildError::ImageBuild(format!(
+                        "removing {app}'s image {}: {}",
+                        image.id,
+                        engine_message(e)
+                    )))
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
 /// What a Dockerfile build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltImage {

@@ -112,8 +112,9 @@ impl Builder {
         &self.settings.slugs
     }
 
-    /// Deletes what the builder keeps for `app` besides its repository: the build cache
-    /// and every stored slug (when the app is destroyed).
+    /// Deletes what the builder keeps for `app` besides its repository: the build cache,
+    /// every stored slug and, with an image builder, the images of its Dockerfile builds
+    /// (when the app is destroyed).
     pub async fn remove_app(&self, app: &str) -> Result<(), BuildError> {
         deis_core::validation::app_id(app, &[]).map_err(|e| BuildError::Rejected(e.to_string()))?;
         match tokio::fs::remove_dir_all(self.cache_dir(app)).await {
@@ -121,7 +122,11 @@ impl Builder {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(BuildError::io("removing the build cache")(e)),
         }
-        self.settings.slugs.remove_app(app).await.map(|_| ())
+        self.settings.slugs.remove_app(app).await?;
+        if let Some(images) = &self.settings.image_builder {
+            images.remove_app_images(app).await?;
+        }
+        Ok(())
     }
 
     /// Runs the whole pipeline, streaming progress to `log`.
