@@ -96,7 +96,12 @@ pub(crate) fn build_request(
         image: output.slug.clone(),
         sha: sha.chars().take(7).collect(),
         procfile: output.procfile.clone(),
-        dockerfile: String::new(),
+        // Deis v1's builder sent the flag as the string "true".
+        dockerfile: if output.dockerfile {
+            "true".into()
+        } else {
+            String::new()
+        },
     }
 }
 

@@ -19,7 +19,7 @@ use deis_builder::hook::HookServer;
 use deis_builder::slug::SlugLimits;
 use deis_builder::slug_store::SlugStore;
 use deis_builder::ssh::{host_key, SshServer};
-use deis_builder::{Builder, BuilderSettings};
+use deis_builder::{Builder, BuilderSettings, ImageBuilder};
 use deis_core::discovery::keys;
 use deis_core::model::PageRequest;
 use deis_core::store::AppFilter;
@@ -214,6 +214,14 @@ fn built(what: &str) -> impl FnOnce(deis_builder::BuildError) -> Error + '_ {
     move |e| Error::backend("builder", std::io::Error::other(format!("{what}: {e}")))
 }
 
+/// The builder's Dockerfile builds follow the scheduler: on the engine it runs images from
+/// (Docker, Swarm), or none (local processes), when Dockerfile apps are refused.
+pub fn image_builder_for(scheduler: &dyn deis_core::scheduler::Scheduler) -> Option<ImageBuilder> {
+    scheduler
+        .image_engine()
+        .map(|engine| ImageBuilder::new(engine.socket))
+}
+
 impl Platform {
     /// Starts every component and brings back the apps' formations from the store.
     pub async fn start(config: PlatformConfig, backends: Backends) -> Result<Platform> {
@@ -292,6 +300,7 @@ impl Platform {
         let mut builder_settings = BuilderSettings::new(data.join("builder"), slugs);
         builder_settings.buildpacks = config.buildpacks.clone();
         builder_settings.limits = config.build_limits;
+        builder_settings.image_builder = image_builder_for(scheduler.as_ref());
         let builder = Builder::new(builder_settings);
         let hooks = HookServer::start(
             data.join("builder.sock"),

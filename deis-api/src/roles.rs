@@ -247,6 +247,10 @@ pub struct BuilderRoleConfig {
     /// The blob storage slugs are uploaded to (`file:///dir`, `s3://…`), shared with the
     /// controller's scheduler; `None` is `data_dir/blobs`.
     pub blob_url: Option<String>,
+    /// Where `Dockerfile` apps are built: the Docker Engine the controller's scheduler runs
+    /// images from (see [`crate::platform::image_builder_for`]); `None` refuses them, as
+    /// for the local scheduler.
+    pub image_builder: Option<deis_builder::ImageBuilder>,
 }
 
 /// The slug store a role uses: `url`, or `blobs` under the data directory.
@@ -267,6 +271,7 @@ impl fmt::Debug for BuilderRoleConfig {
             .field("controller_url", &self.controller_url)
             .field("builder_key", &"<redacted>")
             .field("buildpacks", &self.buildpacks)
+            .field("image_builder", &self.image_builder)
             .finish()
     }
 }
@@ -299,6 +304,7 @@ impl BuilderRole {
         let slugs = open_slugs(config.blob_url.as_deref(), &data)?;
         let mut settings = BuilderSettings::new(data.join("builder"), slugs);
         settings.buildpacks = config.buildpacks;
+        settings.image_builder = config.image_builder;
         let builder = Builder::new(settings);
         let hooks = HookServer::start(
             data.join("builder.sock"),

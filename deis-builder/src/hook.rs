@@ -266,9 +266,13 @@ impl HookServer {
             }
             Err(message) => {
                 say(format!("deis: deploy failed: {message}")).await;
-                // No release names this slug; keep the store from filling with orphans.
-                if let Err(error) = self.builder.slugs().delete(&output.slug).await {
-                    tracing::warn!(app = %context.app, %error, "could not delete an unused slug");
+                // No release names this slug; keep the store from filling with orphans. An
+                // image is kept: its tag may be the one the running release uses (the same
+                // commit pushed again).
+                if !output.dockerfile {
+                    if let Err(error) = self.builder.slugs().delete(&output.slug).await {
+                        tracing::warn!(app = %context.app, %error, "could not delete an unused slug");
+                    }
                 }
                 false
             }

@@ -13,12 +13,14 @@
 //! The SSH transport ([`ssh`], russh) serves the same repositories to the keys users
 //! registered.
 //!
-//! Not written yet (tracked in the builder issue): Dockerfile builds; a repository with a
-//! Dockerfile and nothing a buildpack detects is refused with a message saying so.
+//! A `Dockerfile` at the root builds a container image instead ([`image`]), on the Docker
+//! Engine the scheduler runs images from ([`BuilderSettings::image_builder`]); without one
+//! (the local scheduler) such an app is refused with a message saying why.
 
 pub mod buildpack;
 pub mod git;
 pub mod hook;
+pub mod image;
 pub mod pipeline;
 pub mod procfile;
 pub mod slug;
@@ -26,7 +28,8 @@ pub mod slug_store;
 pub mod smart_http;
 pub mod ssh;
 
-pub use pipeline::{BuildOutput, BuildRequest, Builder, BuilderSettings};
+pub use image::ImageBuilder;
+pub use pipeline::{BuildOutput, BuildRequest, Builder, BuilderSettings, NO_IMAGE_BUILDS};
 
 /// Why a build failed, in words fit for the pusher's terminal.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +70,10 @@ pub enum BuildError {
     /// A `BUILDPACK_URL` that cannot be used.
     #[error("BUILDPACK_URL: {0}")]
     BuildpackUrl(String),
+    /// The Docker Engine failed to build a `Dockerfile` app (its message), or could not be
+    /// reached.
+    #[error("docker build failed: {0}")]
+    ImageBuild(String),
     /// The file system failed.
     #[error("{context}: {source}")]
     Io {

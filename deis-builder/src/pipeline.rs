@@ -1,7 +1,14 @@
-//! The build pipeline: checks, `.slugignore`, buildpack detection, compile, release,
-//! process types, and the slug.
+//! The build pipeline: checks, then either a Dockerfile build ([`crate::image`]) or
+//! `.slugignore`, buildpack detection, compile, release, process types, and the slug.
+//!
+//! Which one: a `Dockerfile` at the root builds an image when the builder has an
+//! [`ImageBuilder`] (the scheduler runs images), unless `BUILDPACK_URL` is set. Without an
+//! image builder (the local scheduler) the app is built with buildpacks if one detects it
+//! (the Dockerfile is then ignored, and the pusher is told so); a Dockerfile app that no
+//! buildpack detects is refused with the reason.
 
 use crate::buildpack::{self, BuildLog, Buildpack};
+use crate::image::ImageBuilder;
 use crate::procfile;
 use crate::slug::{self, SlugLimits};
 use crate::slug_store::SlugStore;
@@ -21,9 +28,17 @@ pub struct BuilderSettings {
     pub buildpacks: Vec<PathBuf>,
     /// Size limits for the source and the slug.
     pub limits: SlugLimits,
-    /// The longest any one step (detect, compile, release, fetch) may run.
+    /// The longest any one step (detect, compile, release, fetch, docker build) may run.
     pub step_timeout: Duration,
+    /// Where `Dockerfile` apps are built: the Docker Engine the platform's scheduler runs
+    /// images from (Docker or Swarm). `None` when the scheduler runs local processes:
+    /// Dockerfile apps are then refused (see the module documentation).
+    pub image_builder: Option<ImageBuilder>,
 }
+
+/// Why a Dockerfile app is refused by a builder without an [`ImageBuilder`].
+pub const NO_IMAGE_BUILDS: &str = "Dockerfile builds need the docker or swarm scheduler; \
+    this platform runs apps as local processes";
 
 impl BuilderSettings {
     /// Settings with no buildpacks besides the built-in procfile one, slugs stored in
@@ -35,6 +50,7 @@ impl BuilderSettings {
             buildpacks: Vec::new(),
             limits: SlugLimits::default(),
             step_timeout: Duration::from_secs(15 * 60),
+            image_builder: None,
         }
     }
 }
@@ -55,15 +71,18 @@ pub struct BuildRequest {
 /// What a successful build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildOutput {
-    /// Where the slug is stored: `blob:slugs/<app>/<sha>-<unique>.tgz` (see
-    /// [`crate::slug_store`]); this is the build's `image`.
+    /// The build's `image`: where the slug is stored, `blob:slugs/<app>/<sha>-<unique>.tgz`
+    /// (see [`crate::slug_store`]), or for a Dockerfile build the image, `<app>:git-<sha7>`.
     pub slug: String,
-    /// Its size in bytes.
+    /// The slug's size in bytes (0 for a Dockerfile build).
     pub slug_bytes: u64,
-    /// Process types: the buildpack's defaults overridden by the app's Procfile.
+    /// Process types: the buildpack's defaults overridden by the app's Procfile; for a
+    /// Dockerfile build the Procfile's types (`cmd`, the image's own command, is implied).
     pub procfile: BTreeMap<String, String>,
-    /// The buildpack that built it.
+    /// The buildpack that built it (`Dockerfile` for a Dockerfile build).
     pub buildpack: String,
+    /// Whether this is a Dockerfile build: `slug` is then a container image.
+    pub dockerfile: bool,
 }
 
 /// Builds apps into slugs.
@@ -93,8 +112,9 @@ impl Builder {
         &self.settings.slugs
     }
 
-    /// Deletes what the builder keeps for `app` besides its repository: the build cache
-    /// and every stored slug (when the app is destroyed).
+    /// Deletes what the builder keeps for `app` besides its repository: the build cache,
+    /// every stored slug and, with an image builder, the images of its Dockerfile builds
+    /// (when the app is destroyed).
     pub async fn remove_app(&self, app: &str) -> Result<(), BuildError> {
         deis_core::validation::app_id(app, &[]).map_err(|e| BuildError::Rejected(e.to_string()))?;
         match tokio::fs::remove_dir_all(self.cache_dir(app)).await {
@@ -102,7 +122,11 @@ impl Builder {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(BuildError::io("removing the build cache")(e)),
         }
-        self.settings.slugs.remove_app(app).await.map(|_| ())
+        self.settings.slugs.remove_app(app).await?;
+        if let Some(images) = &self.settings.image_builder {
+            images.remove_app_images(app).await?;
+        }
+        Ok(())
     }
 
     /// Runs the whole pipeline, streaming progress to `log`.
@@ -123,6 +147,17 @@ impl Builder {
         let limits = self.settings.limits;
         let dir = build_dir.to_path_buf();
         blocking(move || slug::check_tree(&dir, limits)).await?;
+        let has_dockerfile = build_dir.join("Dockerfile").is_file();
+        let buildpack_url = request
+            .env
+            .get("BUILDPACK_URL")
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty());
+        if has_dockerfile && buildpack_url.is_none() {
+            if let Some(images) = &self.settings.image_builder {
+                return self.build_image(images, request, log).await;
+            }
+        }
         let dir = build_dir.to_path_buf();
         let ignored = blocking(move || slug::apply_slugignore(&dir)).await?;
         if ignored > 0 {
@@ -138,14 +173,10 @@ impl Builder {
             Err(e) => return Err(BuildError::io("reading the Procfile")(e)),
         };
         let timeout = self.settings.step_timeout;
-        let pack = match request
-            .env
-            .get("BUILDPACK_URL")
-            .filter(|u| !u.trim().is_empty())
-        {
+        let pack = match buildpack_url {
             Some(url) => {
                 buildpack::fetch(
-                    url.trim(),
+                    url,
                     &self.settings.data_dir.join("buildpacks"),
                     log,
                     timeout,
@@ -154,13 +185,23 @@ impl Builder {
             }
             None => {
                 match buildpack::detect(&self.settings.buildpacks, build_dir, log, timeout).await {
-                    Err(BuildError::NoBuildpack) if build_dir.join("Dockerfile").is_file() => {
-                        return Err(BuildError::Rejected(
-                            "this app has a Dockerfile, but this builder does not build images \
-                         (Dockerfile builds are not available yet); add a Procfile to run it \
-                         with buildpacks, or deploy a built image with `deis pull`"
-                                .into(),
-                        ))
+                    Err(BuildError::NoBuildpack) if has_dockerfile => {
+                        return Err(BuildError::Rejected(format!(
+                            "this app has a Dockerfile: {NO_IMAGE_BUILDS}. Add a Procfile to \
+                             run it with buildpacks."
+                        )))
+                    }
+                    Ok(pack) if has_dockerfile => {
+                        say(
+                            log,
+                            format!(
+                                "-----> Dockerfile ignored: {NO_IMAGE_BUILDS}; building with \
+                                 the {} buildpack",
+                                pack.name()
+                            ),
+                        )
+                        .await;
+                        pack
                     }
                     other => other?,
                 }
@@ -217,6 +258,71 @@ impl Builder {
             slug_bytes,
             procfile: processes,
             buildpack: pack.name().to_string(),
+            dockerfile: false,
+        })
+    }
+
+    /// A Dockerfile build: the image, its process types (a Procfile adds to `cmd`), and a
+    /// refusal when it has nothing to run.
+    async fn build_image(
+        &self,
+        images: &ImageBuilder,
+        request: &BuildRequest,
+        log: &BuildLog,
+    ) -> Result<BuildOutput, BuildError> {
+        let build_dir = request.source_dir.as_path();
+        let procfile = match tokio::fs::read_to_string(build_dir.join("Procfile")).await {
+            Ok(text) => procfile::parse(&text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(BuildError::io("reading the Procfile")(e)),
+        };
+        say(
+            log,
+            "-----> Dockerfile app detected; building the image".into(),
+        )
+        .await;
+        let tmp = self.settings.data_dir.join("tmp");
+        tokio::fs::create_dir_all(&tmp)
+            .await
+            .map_err(BuildError::io("creating a temporary directory"))?;
+        let staging = tmp.join(format!(
+            "context-{}-{}.tar",
+            request.app,
+            uuid::Uuid::new_v4().simple()
+        ));
+        let built = images
+            .build(
+                &request.app,
+                &request.sha,
+                build_dir,
+                &staging,
+                log,
+                self.settings.step_timeout,
+            )
+            .await?;
+        if !built.has_command && procfile.is_empty() {
+            let _ = images.remove(&built.image).await;
+            return Err(BuildError::Rejected(
+                "the image has no CMD (or ENTRYPOINT) and there is no Procfile: \
+                 nothing to run"
+                    .into(),
+            ));
+        }
+        let mut types: Vec<&str> = procfile.keys().map(String::as_str).collect();
+        if built.has_command && !procfile.contains_key("cmd") {
+            types.insert(0, "cmd");
+        }
+        say(log, format!("-----> Built image {}", built.image)).await;
+        if let Some(port) = built.exposed_port {
+            say(log, format!("       Exposes port {port}")).await;
+        }
+        say(log, format!("       Process types -> {}", types.join(", "))).await;
+        Ok(BuildOutput {
+            slug: built.image,
+            slug_bytes: 0,
+            procfile,
+            buildpack: "Dockerfile".into(),
+            dockerfile: true,
         })
     }
 

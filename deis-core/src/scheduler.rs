@@ -25,6 +25,23 @@ pub enum Artifact {
     },
 }
 
+/// A Docker Engine a scheduler runs images from (see [`Scheduler::image_engine`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImageEngine {
+    /// The engine's unix socket, e.g. `/var/run/docker.sock`.
+    pub socket: String,
+}
+
+impl ImageEngine {
+    /// The engine behind this unix socket.
+    pub fn new(socket: impl Into<String>) -> Self {
+        ImageEngine {
+            socket: socket.into(),
+        }
+    }
+}
+
 /// Resource limits of one process type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessLimits {
@@ -136,6 +153,19 @@ pub struct InstanceEvent {
 pub trait Scheduler: Debug + Send + Sync + 'static {
     /// The backend's name, e.g. `memory`, `local`, `docker`, `swarm`.
     fn backend(&self) -> &'static str;
+    /// Whether this backend runs container images ([`Artifact::Image`]). The controller
+    /// refuses an image build up front (400) when it does not, before any release is made.
+    /// The default is `true`: `apply` decides.
+    fn runs_images(&self) -> bool {
+        true
+    }
+    /// The Docker Engine this backend runs images from, where a builder builds the images of
+    /// `Dockerfile` apps so that this backend can run them without a registry. `None` (the
+    /// default) when the backend has no such engine; the builder then refuses Dockerfile
+    /// apps.
+    fn image_engine(&self) -> Option<ImageEngine> {
+        None
+    }
     /// Converges the app to `spec` and returns its instances afterwards.
     async fn apply(&self, spec: &AppSpec) -> Result<Vec<Instance>>;
     /// The app's live instances, ordered by type then number.

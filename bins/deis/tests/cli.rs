@@ -15,12 +15,26 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Harness {
+        Self::start_with(None).await
+    }
+
+    /// A controller over in-memory backends and `scheduler` (by default the in-memory one).
+    async fn start_with(scheduler: Option<deis_core::DynScheduler>) -> Harness {
         let settings = Settings {
             platform_domain: "example.test".into(),
             password_cost: PasswordCost::MINIMAL_FOR_TESTS,
             ..Settings::default()
         };
-        let controller = Arc::new(Controller::in_memory(settings));
+        let controller = Arc::new(match scheduler {
+            None => Controller::in_memory(settings),
+            Some(scheduler) => Controller::new(
+                Arc::new(deis_core::memory::MemoryStore::new()),
+                scheduler,
+                Arc::new(deis_core::memory::MemoryDiscovery::new()),
+                Arc::new(deis_api::MemoryLogs::default()),
+                settings,
+            ),
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -318,4 +332,28 @@ async fn the_app_comes_from_the_deis_git_remote() {
         String::from_utf8_lossy(&remotes.stdout).trim().is_empty(),
         "destroy removes the remote"
     );
+}
+
+/// `deis pull` on a platform that runs apps as local processes: one line saying why.
+#[tokio::test]
+async fn pull_on_the_local_scheduler_is_one_line_naming_the_problem() {
+    let data = tempfile::tempdir().unwrap();
+    let local = deis_scheduler::LocalScheduler::new(deis_scheduler::LocalConfig::new(data.path()));
+    let h = Harness::start_with(Some(Arc::new(local))).await;
+    h.ok(&[
+        "register",
+        "{controller}",
+        "--username",
+        "carol",
+        "--password",
+        "pw",
+        "--email",
+        "c@example.com",
+    ])
+    .await;
+    h.ok(&["create", "carols", "--no-remote"]).await;
+    let (_, err) = h.fails(&["pull", "example/web:v1", "-a", "carols"]).await;
+    snapshot!("pull_on_local_scheduler", err);
+    let releases = h.ok(&["releases", "-a", "carols"]).await;
+    assert!(!releases.contains("v2"), "no release was made: {releases}");
 }

@@ -363,6 +363,9 @@ impl Settings {
             builder_key: key.clone(),
             buildpacks: self.buildpacks.clone(),
             blob_url: self.blob_store.clone(),
+            // Dockerfile builds need the engine of a docker:// or swarm:// scheduler; this
+            // deisd runs local processes, so Dockerfile apps are refused.
+            image_builder: None,
         })
     }
 

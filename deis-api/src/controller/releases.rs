@@ -86,6 +86,17 @@ impl Controller {
                 ),
             ));
         }
+        if !super::deploy::is_slug_location(image) && !self.scheduler.runs_images() {
+            return Err(ServiceError::field(
+                "image",
+                "images_not_supported",
+                format!(
+                    "Image deploys need the docker or swarm scheduler; this platform runs apps \
+                     as local processes, which cannot run the container image {image}. Deploy \
+                     with git push instead."
+                ),
+            ));
+        }
         let mut build = Build::new(app, owner, image);
         build.sha = request.sha.to_lowercase();
         build.procfile = request.procfile.clone();

@@ -187,10 +187,14 @@ impl Platform {
         let _ = tokio::fs::remove_dir_all(&work).await;
         let built = built.map_err(|error| DeployError::Build { error, log })?;
         let build = BuildRequest {
+            dockerfile: if built.dockerfile {
+                "true".into()
+            } else {
+                String::new()
+            },
             image: built.slug,
             procfile: built.procfile,
             sha: request.sha,
-            dockerfile: String::new(),
         };
         let (_, release) = self.controller.create_build(user, &app.id, &build).await?;
         let app = self.controller.get_app(user, &app.id).await?;

@@ -39,12 +39,18 @@ pub struct TestScheduler {
     pub stall_apply: AtomicBool,
     pub applied: Mutex<Vec<AppSpec>>,
     pub runs: AtomicU64,
+    /// Behave as the local scheduler: slugs only, no container images.
+    pub slugs_only: AtomicBool,
 }
 
 #[async_trait]
 impl Scheduler for TestScheduler {
     fn backend(&self) -> &'static str {
         "test"
+    }
+
+    fn runs_images(&self) -> bool {
+        !self.slugs_only.load(Ordering::SeqCst)
     }
 
     async fn apply(&self, spec: &AppSpec) -> deis_core::Result<Vec<Instance>> {

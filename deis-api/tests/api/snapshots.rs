@@ -284,3 +284,38 @@ async fn every_endpoint_success_and_error() {
         });
     }
 }
+
+/// `deis pull` on a platform whose scheduler runs local processes: 400 naming the problem
+/// before any release is made, and the app keeps its release.
+#[tokio::test]
+async fn an_image_build_on_a_slugs_only_scheduler_is_refused() {
+    let (h, c) = Harness::cast().await;
+    h.deploy(&c.bob, "go").await;
+    h.scheduler
+        .slugs_only
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let before = h.get("/v1/apps/go/releases/", &c.bob).await.body["count"].clone();
+    let applied = h.scheduler.applied.lock().unwrap().len();
+    let r = h
+        .post(
+            "/v1/apps/go/builds/",
+            &c.bob,
+            json!({"image": "deis/example-go:v2"}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 400, "{}", r.text);
+    let after = h.get("/v1/apps/go/releases/", &c.bob).await.body["count"].clone();
+    assert_eq!(before, after, "no release was made");
+    assert_eq!(h.scheduler.applied.lock().unwrap().len(), applied);
+    insta::with_settings!({prepend_module_to_snapshot => false, omit_expression => true}, {
+        insta::assert_json_snapshot!("create_build_slugs_only_scheduler", shot(&r));
+    });
+    // A slug build (the git push path) still goes through.
+    let r = h
+        .hook(
+            "/v1/hooks/build/",
+            json!({"receive_user": "bob", "receive_repo": "go", "image": "blob:slugs/go/abc1234-1.tgz", "sha": "abc1234", "procfile": {"web": "./server"}, "dockerfile": ""}),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+}

@@ -27,6 +27,8 @@ pub(crate) const LABEL_RELEASE: &str = "io.deis.release";
 pub(crate) const LABEL_TYPE: &str = "io.deis.type";
 pub(crate) const LABEL_NUM: &str = "io.deis.num";
 /// `<url> <initial delay secs> <timeout secs>`, so restarts are checked like rollouts.
+/// The container port a routable container listens on (`PORT`) and publishes.
+pub(crate) const LABEL_PORT: &str = "io.deis.port";
 pub(crate) const LABEL_HEALTHCHECK: &str = "io.deis.healthcheck";
 
 /// The health check a container's labels carry.
@@ -128,6 +130,7 @@ fn listed(container: ContainerSummary, container_port: u16) -> Option<Listed> {
         Some(_) => InstanceState::Down,
         None => InstanceState::Error,
     };
+    let container_port = port_of(&labels, container_port);
     let host_port = container
         .ports
         .unwrap_or_default()
@@ -143,6 +146,34 @@ fn listed(container: ContainerSummary, container_port: u16) -> Option<Listed> {
         state,
         host_port,
     })
+}
+
+/// The port a container listens on: its `io.deis.port` label, else `default`.
+fn port_of(labels: &HashMap<String, String>, default: u16) -> u16 {
+    labels
+        .get(LABEL_PORT)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The port a routable container of `image` listens on: the lowest TCP port the image
+/// `EXPOSE`s (as Deis v1 routed Dockerfile and image apps), else `default`.
+pub(crate) async fn image_port(docker: &Docker, image: &str, default: u16) -> u16 {
+    let exposed = match docker.inspect_image(image).await {
+        Ok(inspect) => inspect
+            .config
+            .and_then(|c| c.exposed_ports)
+            .unwrap_or_default(),
+        Err(_) => return default,
+    };
+    exposed
+        .iter()
+        .filter_map(|p| {
+            let (port, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+            (proto == "tcp").then(|| port.parse::<u16>().ok()).flatten()
+        })
+        .min()
+        .unwrap_or(default)
 }
 
 /// What a new container is made of.
@@ -172,7 +203,12 @@ pub(crate) async fn create(
     new: NewContainer<'_>,
 ) -> Result<(), Error> {
     let mut env: Vec<String> = new.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let port_key = format!("{}/tcp", config.container_port);
+    let container_port = if new.publish {
+        image_port(docker, new.image, config.container_port).await
+    } else {
+        config.container_port
+    };
+    let port_key = format!("{container_port}/tcp");
     let mut host_config = HostConfig {
         memory: new.limits.memory_bytes.and_then(|b| i64::try_from(b).ok()),
         cpu_shares: new.limits.cpu_shares.map(i64::from),
@@ -189,7 +225,7 @@ pub(crate) async fn create(
     };
     let mut exposed = None;
     if new.publish {
-        env.push(format!("PORT={}", config.container_port));
+        env.push(format!("PORT={container_port}"));
         exposed = Some(vec![port_key.clone()]);
         host_config.port_bindings = Some(HashMap::from([(
             port_key,
@@ -206,6 +242,9 @@ pub(crate) async fn create(
         (LABEL_TYPE.to_string(), new.process_type.to_string()),
         (LABEL_NUM.to_string(), new.num.to_string()),
     ]);
+    if new.publish {
+        labels.insert(LABEL_PORT.to_string(), container_port.to_string());
+    }
     if let Some(check) = new.healthcheck {
         labels.insert(
             LABEL_HEALTHCHECK.to_string(),
@@ -280,9 +319,12 @@ pub(crate) async fn remove(docker: &Docker, name: &str) -> Result<(), Error> {
     }
 }
 
-/// The host port a running container's `container_port` is published on.
+/// The host port a running container's port (its `io.deis.port` label, else
+/// `container_port`) is published on.
 pub(crate) async fn host_port(docker: &Docker, name: &str, container_port: u16) -> Option<u16> {
     let inspect = docker.inspect_container(name, None).await.ok()?;
+    let labels = inspect.config.and_then(|c| c.labels).unwrap_or_default();
+    let container_port = port_of(&labels, container_port);
     let ports = inspect.network_settings?.ports?;
     let bindings = ports.get(&format!("{container_port}/tcp"))?.as_ref()?;
     bindings

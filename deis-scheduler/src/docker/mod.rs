@@ -4,8 +4,9 @@
 //! - Containers are named `<app>_v<N>.<type>.<num>` as Deis named them and labelled
 //!   `io.deis.{owner,app,release,type,num}`; the engine holds the state, so a restarted
 //!   platform finds its containers again and `apply` of the current release changes nothing.
-//! - Routable types (`web`, `cmd`) get `PORT` (5000 by default) published on 127.0.0.1 at a
-//!   port the engine picks, which is the instance's endpoint.
+//! - Routable types (`web`, `cmd`) get `PORT` (5000 by default; the lowest TCP port the
+//!   image `EXPOSE`s when it has one, as Deis v1 routed Dockerfile apps) published on
+//!   127.0.0.1 at a port the engine picks, which is the instance's endpoint.
 //! - A type with a Procfile entry runs `/bin/sh -c '<command>'`; one without runs the image's
 //!   own command (as Deis did for `cmd`).
 //! - Memory and CPU shares are container limits; the restart policy is `on-failure`.
@@ -315,6 +316,13 @@ fn image_of(spec: &AppSpec) -> Result<&str> {
 impl Scheduler for DockerScheduler {
     fn backend(&self) -> &'static str {
         "docker"
+    }
+
+    /// The engine behind the configured socket: images built there run here.
+    fn image_engine(&self) -> Option<deis_core::scheduler::ImageEngine> {
+        Some(deis_core::scheduler::ImageEngine::new(
+            self.shared().config.socket.clone(),
+        ))
     }
 
     async fn apply(&self, spec: &AppSpec) -> Result<Vec<Instance>> {

@@ -412,6 +412,11 @@ impl Scheduler for LocalScheduler {
         "local"
     }
 
+    /// Local processes run slugs only.
+    fn runs_images(&self) -> bool {
+        false
+    }
+
     async fn apply(&self, spec: &AppSpec) -> Result<Vec<Instance>> {
         check_spec(spec)?;
         let app_lock = self.app_lock(&spec.app);

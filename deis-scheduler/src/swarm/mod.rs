@@ -929,6 +929,13 @@ impl Scheduler for SwarmScheduler {
         "swarm"
     }
 
+    /// The engine behind the configured socket: images built there run here.
+    fn image_engine(&self) -> Option<deis_core::scheduler::ImageEngine> {
+        Some(deis_core::scheduler::ImageEngine::new(
+            self.shared().config.socket.clone(),
+        ))
+    }
+
     async fn apply(&self, spec: &AppSpec) -> Result<Vec<Instance>> {
         check_spec(spec)?;
         spec::constraints(&spec.tags)?;
