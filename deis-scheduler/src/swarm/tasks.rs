@@ -159,9 +159,14 @@ pub(crate) fn seen(
         .iter()
         .filter_map(|s| Some((s.id.as_deref()?, s)))
         .collect();
-    let mut seen: Vec<Seen> = tasks
-        .iter()
-        .filter(|t| is_live(t))
+    // Newest first, so that of two live tasks in one slot with the same release (Swarm
+    // retiring the task a restart replaced) only the replacement is kept; tasks of different
+    // releases in one slot (a start-first rollout) are both instances.
+    let mut live: Vec<&Task> = tasks.iter().filter(|t| is_live(t)).collect();
+    live.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    let mut slots = std::collections::HashSet::new();
+    let mut seen: Vec<Seen> = live
+        .into_iter()
         .filter_map(|task| {
             let service = by_id.get(task.service_id.as_deref()?)?;
             let app = service_label(service, LABEL_APP)?.to_string();
@@ -209,6 +214,9 @@ pub(crate) fn seen(
             } else {
                 None
             };
+            if !slots.insert((task.service_id.clone()?, num, release)) {
+                return None;
+            }
             Some(Seen {
                 instance: Instance {
                     app,
