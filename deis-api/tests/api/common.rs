@@ -1,4 +1,5 @@
-//! The test harness: a controller over in-memory backends, driven with `oneshot`.
+//! The test harness: a controller over the store the test binary was built for (see
+//! [`StoreBackend`]) and in-memory scheduler, discovery and logs, driven with `oneshot`.
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -11,6 +12,7 @@ use deis_core::model::Instance;
 use deis_core::scheduler::{
     AppSpec, InstanceEvent, InstanceSelector, RunOutcome, RunRequest, Scheduler,
 };
+use deis_core::Store;
 use futures::stream::BoxStream;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -101,6 +103,32 @@ impl Scheduler for TestScheduler {
     }
 }
 
+/// The store a test binary runs the suite on: the crate root names it (`tests/api/main.rs`
+/// the in-memory store, `tests/api_sqlite.rs` SQLite), so the same tests and the same
+/// snapshots cover both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // each test binary constructs one of them
+pub enum StoreBackend {
+    /// `MemoryStore`.
+    Memory,
+    /// `SqliteStore` on a new file in a temporary directory per harness.
+    Sqlite,
+}
+
+/// A new, empty store of the suite's backend, and the directory that holds its files.
+pub async fn new_store() -> (Arc<dyn Store>, Option<tempfile::TempDir>) {
+    match crate::STORE {
+        StoreBackend::Memory => (Arc::new(MemoryStore::new()), None),
+        StoreBackend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let store = deis_store::SqliteStore::open(dir.path().join("deis.db"))
+                .await
+                .expect("a new SQLite store");
+            (Arc::new(store), Some(dir))
+        }
+    }
+}
+
 pub fn settings() -> Settings {
     Settings {
         platform_domain: DOMAIN.into(),
@@ -117,6 +145,8 @@ pub struct Harness {
     pub scheduler: Arc<TestScheduler>,
     pub discovery: Arc<MemoryDiscovery>,
     pub logs: Arc<MemoryLogs>,
+    /// The SQLite store's directory, deleted when the harness is dropped.
+    pub data_dir: Option<tempfile::TempDir>,
 }
 
 #[derive(Debug)]
@@ -134,16 +164,17 @@ impl Resp {
 }
 
 impl Harness {
-    pub fn new() -> Self {
-        Self::with_settings(settings())
+    pub async fn new() -> Self {
+        Self::with_settings(settings()).await
     }
 
-    pub fn with_settings(settings: Settings) -> Self {
+    pub async fn with_settings(settings: Settings) -> Self {
+        let (store, data_dir) = new_store().await;
         let scheduler = Arc::new(TestScheduler::default());
         let discovery = Arc::new(MemoryDiscovery::new());
         let logs = Arc::new(MemoryLogs::default());
         let controller = Arc::new(Controller::new(
-            Arc::new(MemoryStore::new()),
+            store,
             scheduler.clone(),
             discovery.clone(),
             logs.clone(),
@@ -155,6 +186,7 @@ impl Harness {
             scheduler,
             discovery,
             logs,
+            data_dir,
         }
     }
 
@@ -284,7 +316,7 @@ impl Harness {
 
     /// The standard cast on a platform with these settings.
     pub async fn cast_with(settings: Settings) -> (Harness, Cast) {
-        let h = Harness::with_settings(settings);
+        let h = Harness::with_settings(settings).await;
         let alice = h.user("alice").await;
         let bob = h.user("bob").await;
         let carol = h.user("carol").await;

@@ -34,8 +34,19 @@ fn status(error: ClientError) -> StatusCode {
 }
 
 #[tokio::test]
+async fn the_suite_runs_on_the_store_its_binary_names() {
+    let h = Harness::new().await;
+    let expected = match crate::STORE {
+        StoreBackend::Memory => "memory",
+        StoreBackend::Sqlite => "sqlite",
+    };
+    assert_eq!(h.controller.store().backend(), expected);
+    assert_eq!(h.data_dir.is_some(), crate::STORE == StoreBackend::Sqlite);
+}
+
+#[tokio::test]
 async fn the_client_drives_every_endpoint() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let base = serve(&h).await;
     let anonymous = Client::new(&base);
     assert!(anonymous.healthz().await.unwrap());

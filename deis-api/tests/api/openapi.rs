@@ -41,7 +41,7 @@ async fn every_route_is_documented_and_served() {
 
     // The router really serves each documented path (with and without the trailing
     // slash): no route answers with the fallback's bare "Not found.".
-    let h = Harness::new();
+    let h = Harness::new().await;
     let token = h.user("alice").await;
     for (path, method) in &documented {
         let concrete = path

@@ -204,7 +204,7 @@ async fn every_route_for_every_role() {
 
 #[tokio::test]
 async fn public_routes_need_no_token() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     for route in ROUTES.iter().filter(|r| r.auth == Auth::Public) {
         let body = match route.operation {
             "register" => Some(

@@ -48,7 +48,7 @@ async fn apps_are_created_listed_and_shown() {
 
 #[tokio::test]
 async fn pagination_links_pages() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let alice = h.user("alice").await;
     for i in 0..5 {
         h.app(&alice, &format!("app-{i}")).await;
@@ -74,7 +74,8 @@ async fn pagination_links_pages() {
     let h2 = Harness::with_settings(deis_api::Settings {
         page_size: 2,
         ..settings()
-    });
+    })
+    .await;
     let token = h2.user("alice").await;
     for i in 0..3 {
         h2.app(&token, &format!("app-{i}")).await;
@@ -467,7 +468,8 @@ async fn run_and_logs() {
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
 }
 
-#[tokio::test]
+// Worker threads, so the writes really run in parallel (on SQLite: several connections).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_config_writers_lose_nothing() {
     let (h, c) = Harness::cast().await;
     let writes = (0..10).map(|i| {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn first_user_is_admin_and_tokens_are_hashed() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let alice = h.user("alice").await;
     let bob = h.user("bob").await;
     assert_eq!(alice.len(), 40);
@@ -89,7 +89,8 @@ async fn registration_modes() {
         let h2 = Harness::with_settings(deis_api::Settings {
             registration_mode: mode,
             ..settings()
-        });
+        })
+        .await;
         // Nobody exists yet; seed an admin directly through the store.
         let hash = deis_api::secrets::hash_password(
             "pw-admin",
@@ -234,7 +235,7 @@ async fn admin_perms_and_users() {
 
 #[tokio::test]
 async fn meta_endpoints() {
-    let h = Harness::new();
+    let h = Harness::new().await;
     let r = h.raw("GET", "/healthz", &[], vec![]).await;
     assert_eq!((r.status, r.text.as_str()), (StatusCode::OK, "OK"));
     assert_eq!(r.header("DEIS_API_VERSION"), Some("1.7"));
@@ -255,4 +256,35 @@ async fn meta_endpoints() {
         .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.body["error"].is_string());
+}
+
+// Worker threads, so the registrations really race (on SQLite: several connections).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_registrations_make_exactly_one_admin() {
+    let h = Harness::new().await;
+    let names: Vec<String> = (0..8).map(|i| format!("racer{i}")).collect();
+    let registrations = names.iter().map(|name| {
+        let h = &h;
+        async move {
+            let body = json!({"username": name, "password": format!("{name}-password"), "email": format!("{name}@example.test")});
+            h.call("POST", "/v1/auth/register/", None, Some(body)).await
+        }
+    });
+    let responses = futures::future::join_all(registrations).await;
+    let mut admins = 0;
+    for r in &responses {
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        if r.body["is_superuser"] == true {
+            admins += 1;
+        }
+    }
+    assert_eq!(admins, 1, "{responses:?}");
+    let store = h.controller.store();
+    let mut stored_admins = 0;
+    for name in &names {
+        if store.get_user(name).await.unwrap().is_superuser {
+            stored_admins += 1;
+        }
+    }
+    assert_eq!(stored_admins, 1);
 }
