@@ -45,6 +45,7 @@ pub(crate) enum Violation {
     ForeignKey,
 }
 
+#[cfg(feature = "postgres")]
 /// Which constraint `error` broke, if any.
 pub(crate) fn violation(error: &sqlx::Error) -> Option<Violation> {
     let sqlx::Error::Database(db) = error else {
@@ -65,6 +66,7 @@ pub(crate) fn violation(error: &sqlx::Error) -> Option<Violation> {
     }
 }
 
+#[cfg(feature = "postgres")]
 /// Whether a database error is lock contention or a serialization failure, which the same
 /// call may get past when tried again.
 pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
@@ -82,6 +84,7 @@ pub(crate) fn is_transient(error: &sqlx::Error) -> bool {
     matches!(code.as_ref(), "40001" | "40P01" | "55P03")
 }
 
+#[cfg(feature = "postgres")]
 /// Maps any database error that the call site did not handle.
 pub(crate) fn db_error(backend: &'static str, error: sqlx::Error) -> Error {
     let unavailable = match &error {
@@ -130,10 +133,12 @@ pub(crate) fn corrupt(backend: &'static str, what: impl Into<String>) -> Error {
     Error::backend(backend, Corrupt { what: what.into() })
 }
 
+#[cfg(feature = "postgres")]
 /// How many times an append is tried when it collides with a concurrent one (a unique
 /// violation on the version or revision, a serialization failure, a busy database).
 pub(crate) const APPEND_ATTEMPTS: u32 = 5;
 
+#[cfg(feature = "postgres")]
 /// What a failed attempt at appending a release calls for.
 pub(crate) enum AppendFailure {
     /// Collided with a concurrent writer: try again.
@@ -142,12 +147,14 @@ pub(crate) enum AppendFailure {
     Fatal(Error),
 }
 
+#[cfg(feature = "postgres")]
 impl From<Error> for AppendFailure {
     fn from(error: Error) -> Self {
         AppendFailure::Fatal(error)
     }
 }
 
+#[cfg(feature = "postgres")]
 impl AppendFailure {
     /// Classifies a database error of an append: contention and a taken version number
     /// are conflicts, the rest final.
@@ -169,6 +176,7 @@ impl AppendFailure {
     }
 }
 
+#[cfg(feature = "postgres")]
 /// Runs `attempt` until it succeeds, fails for good, or has collided
 /// [`APPEND_ATTEMPTS`] times (then `Error::Unavailable`, which is retryable).
 pub(crate) async fn with_retries<T, F, Fut>(

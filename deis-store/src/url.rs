@@ -9,7 +9,7 @@ use std::sync::Arc;
 /// - `sqlite:///abs/path/deis.db`: a `SqliteStore` (feature `sqlite`, on by
 ///   default); the file and its directories are created if missing. Optional query
 ///   parameters: `synchronous=normal|full` (see `Synchronous`),
-///   `max_connections=N` (write pool), `max_readers=N` (read connections).
+///   `max_readers=N` (read connections).
 /// - `postgres://user:password@host:port/db` (or `postgresql://`): a
 ///   `PostgresStore` (feature `postgres`); the query parameters are PostgreSQL's
 ///   (`sslmode`, …).
@@ -85,9 +85,6 @@ async fn open_sqlite(url: &str) -> Result<Arc<dyn Store>, Error> {
         match (key.as_str(), value.as_str()) {
             ("synchronous", "full" | "FULL") => sqlite.synchronous = Synchronous::Full,
             ("synchronous", "normal" | "NORMAL") => sqlite.synchronous = Synchronous::Normal,
-            ("max_connections", n) if n.parse::<u32>().is_ok_and(|n| n > 0) => {
-                sqlite.max_connections = n.parse().unwrap_or(8);
-            }
             ("max_readers", n) if n.parse::<u32>().is_ok_and(|n| n > 0) => {
                 sqlite.max_readers = n.parse().unwrap_or(4);
             }
@@ -96,7 +93,7 @@ async fn open_sqlite(url: &str) -> Result<Arc<dyn Store>, Error> {
                     "malformed",
                     format!(
                         "`{url}`: unknown or invalid parameter `{key}={value}`; accepted are \
-                         `synchronous=full|normal`, `max_connections=N` and `max_readers=N` \
+                         `synchronous=full|normal` and `max_readers=N` \
                          (N > 0)"
                     ),
                 ))

@@ -32,7 +32,7 @@ async fn sqlite_urls_create_the_file_and_its_directories() {
     store.create_user(new_user("s")).await.unwrap();
     assert!(path.is_file());
     drop(store);
-    let again = open_store(&format!("{url}?synchronous=normal&max_connections=2"))
+    let again = open_store(&format!("{url}?synchronous=normal&max_readers=2"))
         .await
         .unwrap();
     assert_eq!(again.get_user("s").await.unwrap().username, "s");

@@ -19,10 +19,9 @@ async fn sqlite_store_passes_the_conformance_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_suite_passes_with_one_connection_and_full_sync() {
+async fn the_suite_passes_with_one_reader_and_full_sync() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions {
-        max_connections: 1,
         max_readers: 1,
         synchronous: Synchronous::Full,
         ..SqliteOptions::default()

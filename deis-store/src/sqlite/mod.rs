@@ -1,26 +1,22 @@
 //! [`SqliteStore`]: the embedded default, one SQLite file in WAL mode.
 //!
-//! Every write that reads before it writes runs in a `BEGIN IMMEDIATE` transaction, which
+//! Every write runs in a `BEGIN IMMEDIATE` transaction, which
 //! takes the database's one write lock up front; other writers wait for it (up to the busy
 //! timeout) instead of failing, so concurrent writers from any number of connections or
 //! processes serialize. Readers are never blocked (WAL).
 //!
-//! Writes go through an sqlx pool; reads through a small pool of rusqlite connections with
-//! cached prepared statements, run on tokio's blocking pool (see [`readers`] for why and
-//! how that keeps read-your-writes).
+//! Both paths use rusqlite with cached prepared statements. Writes run on one connection,
+//! a whole transaction per hand-off to tokio's blocking pool (see [`writer`]); reads on a
+//! small pool of `query_only` connections, point lookups on the calling thread and lists on
+//! the blocking pool (see [`readers`] for why and how that keeps read-your-writes).
 
 mod read_rows;
 mod readers;
-mod rows;
 mod store;
+mod writer;
 
-use crate::error::db_error;
 use crate::migrations::{self, CREATE_TABLE, CURRENT_VERSION, RECORD};
 use deis_core::{Error, Result, Timestamp};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,9 +44,6 @@ pub enum Synchronous {
 /// How a [`SqliteStore`] opens its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteOptions {
-    /// Connections in the write pool (writers take turns on the database's one write
-    /// lock; the pool lets them queue without holding a thread each).
-    pub max_connections: u32,
     /// Read connections: at most this many reads run at the same time (each on a thread of
     /// tokio's blocking pool); more wait for a free connection.
     pub max_readers: u32,
@@ -64,7 +57,6 @@ pub struct SqliteOptions {
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
-            max_connections: 8,
             max_readers: 4,
             busy_timeout: Duration::from_secs(30),
             synchronous: Synchronous::default(),
@@ -74,8 +66,8 @@ impl Default for SqliteOptions {
 
 /// The platform database in one SQLite file: the embedded default backend.
 pub struct SqliteStore {
-    /// The write path (and the integrity check).
-    pool: SqlitePool,
+    /// The write path (and migrations and the integrity check).
+    writer: writer::Writer,
     /// The read path.
     readers: Arc<readers::Readers>,
     path: PathBuf,
@@ -107,23 +99,16 @@ impl SqliteStore {
                 .await
                 .map_err(|e| Error::backend(BACKEND, e))?;
         }
-        let connect = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(match options.synchronous {
-                Synchronous::Normal => SqliteSynchronous::Normal,
-                Synchronous::Full => SqliteSynchronous::Full,
+        let writer = {
+            let (path, busy_timeout) = (path.clone(), options.busy_timeout);
+            let synchronous = options.synchronous;
+            tokio::task::spawn_blocking(move || {
+                writer::Writer::open(&path, busy_timeout, synchronous)
             })
-            .foreign_keys(true)
-            .busy_timeout(options.busy_timeout);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .min_connections(1)
-            .connect_with(connect)
             .await
-            .map_err(|e| db_error(BACKEND, e))?;
-        migrate(&pool, &path).await?;
+            .map_err(|e| Error::backend(BACKEND, e))??
+        };
+        migrate(&writer, &path).await?;
         // After the migrations, so the readers find the schema.
         let readers = {
             let (path, busy_timeout) = (path.clone(), options.busy_timeout);
@@ -133,7 +118,7 @@ impl SqliteStore {
                 .map_err(|e| Error::backend(BACKEND, e))??
         };
         Ok(SqliteStore {
-            pool,
+            writer,
             readers: Arc::new(readers),
             path,
         })
@@ -147,10 +132,14 @@ impl SqliteStore {
     /// Runs SQLite's `PRAGMA integrity_check`; fails with `Error::Backend` listing the
     /// problems unless the answer is `ok`.
     pub async fn integrity_check(&self) -> Result<()> {
-        let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db_error(BACKEND, e))?;
+        let lines: Vec<String> = self
+            .writer
+            .run(|c| {
+                readers::all(c, "PRAGMA integrity_check", [], |row| {
+                    row.get(0).map_err(readers::read_error)
+                })
+            })
+            .await?;
         if lines.len() == 1 && lines[0] == "ok" {
             Ok(())
         } else {
@@ -162,50 +151,42 @@ impl SqliteStore {
     pub async fn close(&self) {
         // Readers first: the last connection to close checkpoints the WAL into the file.
         self.readers.close();
-        self.pool.close().await;
-    }
-
-    /// A write transaction holding the database's write lock from its start.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| db_error(BACKEND, e))
+        self.writer.close().await;
     }
 }
 
 /// Applies pending migrations in one write transaction, refusing a newer database.
-async fn migrate(pool: &SqlitePool, path: &Path) -> Result<()> {
-    let err = |e| db_error(BACKEND, e);
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(err)?;
-    sqlx::query(CREATE_TABLE)
-        .execute(&mut *tx)
+async fn migrate(writer: &writer::Writer, path: &Path) -> Result<()> {
+    let path = path.to_path_buf();
+    writer
+        .run(move |tx| {
+            let err = readers::read_error;
+            tx.execute_batch(CREATE_TABLE).map_err(err)?;
+            let current: i64 = tx
+                .query_row(CURRENT_VERSION, [], |row| row.get(0))
+                .map_err(err)?;
+            let pending = migrations::plan(BACKEND, migrations::SQLITE, current)
+                .map_err(|e| Error::backend(BACKEND, e))?;
+            for migration in pending {
+                tx.execute_batch(migration.sql).map_err(err)?;
+                writer::execute(
+                    tx,
+                    RECORD,
+                    &[
+                        &migration.version,
+                        &migration.description,
+                        &Timestamp::now().as_micros(),
+                    ],
+                )
+                .map_err(err)?;
+                tracing::info!(
+                    path = %path.display(),
+                    version = migration.version,
+                    description = migration.description,
+                    "applied SQLite schema migration"
+                );
+            }
+            Ok(())
+        })
         .await
-        .map_err(err)?;
-    let current: i64 = sqlx::query_scalar(CURRENT_VERSION)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(err)?;
-    let pending = migrations::plan(BACKEND, migrations::SQLITE, current)
-        .map_err(|e| Error::backend(BACKEND, e))?;
-    for migration in pending {
-        sqlx::raw_sql(migration.sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        sqlx::query(RECORD)
-            .bind(migration.version)
-            .bind(migration.description)
-            .bind(Timestamp::now().as_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        tracing::info!(
-            path = %path.display(),
-            version = migration.version,
-            description = migration.description,
-            "applied SQLite schema migration"
-        );
-    }
-    tx.commit().await.map_err(err)
 }

@@ -1,10 +1,10 @@
 //! The read path of [`super::SqliteStore`]: a small pool of rusqlite connections, each
 //! with its own cache of prepared statements.
 //!
-//! Why not the sqlx pool that does the writes: sqlx's SQLite driver hands every statement to
-//! a per-connection worker thread and back through channels, after an asynchronous pool
-//! checkout, and that round trip cost ~10 times the query itself (a point lookup takes ~10 µs
-//! in SQLite, a `get_app` through sqlx ~120 µs). Here a read checks out a connection from a
+//! Why not sqlx: its SQLite driver hands every statement to a per-connection worker thread
+//! and back through channels, after an asynchronous pool checkout, and that round trip cost
+//! ~10 times the query itself (a point lookup takes ~10 µs in SQLite, a `get_app` through
+//! sqlx ~120 µs). Here a read checks out a connection from a
 //! mutex-guarded list and runs its statements either right on the calling thread (lookups
 //! of a few rows through an index: [`Readers::run_point`]) or on a thread of tokio's
 //! blocking pool (lists, whose cost grows with the data: [`Readers::run`]).
@@ -17,9 +17,8 @@
 //! open across calls (which would both hide newer writes and stall checkpoints). The
 //! connections are `query_only`: a bug cannot write through them.
 //!
-//! Both drivers link the same `libsqlite3-sys` (one SQLite library in the process), so
-//! SQLite's per-process file-lock bookkeeping covers the writer's and the readers'
-//! connections alike.
+//! The writer ([`super::writer`]) and the readers are connections of the same SQLite
+//! library in the process, so SQLite's per-process file-lock bookkeeping covers them alike.
 
 use super::BACKEND;
 use deis_core::{Error, Result};

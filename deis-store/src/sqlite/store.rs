@@ -1,11 +1,12 @@
 //! `impl Store for SqliteStore`.
 
 use super::readers::{self, read_error, snapshot};
-use super::{read_rows, rows, SqliteStore, BACKEND};
+use super::writer::{execute, returning, violation, WriteError};
+use super::{read_rows, SqliteStore, BACKEND};
 use crate::codec::{
     int, limit_offset, not_discardable, stale_config, still_owns_apps, stored, to_json, uint,
 };
-use crate::error::{db_error, violation, with_retries, AppendFailure, Violation};
+use crate::error::Violation;
 use crate::sql;
 use async_trait::async_trait;
 use deis_core::model::{
@@ -16,15 +17,19 @@ use deis_core::release::initial_summary;
 use deis_core::store::{AppFilter, BuildChoice, ConfigChoice, NewRelease};
 use deis_core::{Error, Kind, Result, Store, Timestamp};
 use rusqlite::{params, Connection};
-use sqlx::SqliteConnection;
 use uuid::Uuid;
 
-fn err(error: sqlx::Error) -> Error {
-    db_error(BACKEND, error)
+/// Maps a database error the call site did not handle.
+fn err(error: rusqlite::Error) -> Error {
+    read_error(error)
 }
 
-fn conflict(error: sqlx::Error) -> AppendFailure {
-    AppendFailure::from_sqlx(BACKEND, error)
+/// Maps the failure of a statement with a decoded result.
+fn write_err(error: WriteError) -> Error {
+    match error {
+        WriteError::Database(error) => err(error),
+        WriteError::Decoded(error) => error,
+    }
 }
 
 /// UUIDs are stored as hyphenated text.
@@ -32,25 +37,13 @@ fn id(uuid: Uuid) -> String {
     uuid.hyphenated().to_string()
 }
 
+/// A single-value `SELECT` (inside a write transaction).
+fn scalar(connection: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<i64> {
+    let mut statement = connection.prepare_cached(sql).map_err(err)?;
+    statement.query_row(params, |row| row.get(0)).map_err(err)
+}
+
 impl SqliteStore {
-    async fn app_exists(&self, app: &str) -> Result<bool> {
-        let row = sqlx::query(sql::APP_EXISTS)
-            .bind(app)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(err)?;
-        Ok(row.is_some())
-    }
-
-    /// `NotFound(App)` unless the app exists.
-    async fn require_app(&self, app: &str) -> Result<()> {
-        if self.app_exists(app).await? {
-            Ok(())
-        } else {
-            Err(Error::not_found(Kind::App, app))
-        }
-    }
-
     /// Runs `read`, a list, on a read connection on the blocking pool (see
     /// [`super::readers`]).
     async fn read<T, F>(&self, read: F) -> Result<T>
@@ -103,100 +96,68 @@ impl SqliteStore {
         })
         .await
     }
+}
 
-    /// One attempt at appending a release, in one write transaction.
-    async fn try_append(&self, request: &NewRelease) -> Result<Release, AppendFailure> {
-        let app = request.app.as_str();
-        let mut tx = self.write().await.map_err(AppendFailure::Fatal)?;
-        let latest = sqlx::query(sql::LATEST_RELEASE)
-            .bind(app)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(conflict)?;
-        let Some(latest) = latest else {
-            drop(tx);
-            self.require_app(app).await?;
-            return Err(Error::not_found(Kind::Release, format!("{app} latest")).into());
-        };
-        let latest = rows::release(&latest)?;
-
-        let build = match &request.build {
-            BuildChoice::Current => latest.build,
-            BuildChoice::Existing(uuid) => {
-                let known = sqlx::query(sql::BUILD_EXISTS)
-                    .bind(app)
-                    .bind(id(*uuid))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(conflict)?;
-                if known.is_none() {
-                    return Err(Error::not_found(Kind::Build, uuid.to_string()).into());
-                }
-                Some(*uuid)
+/// Appends a release inside a write transaction (which holds the database's write lock,
+/// so the version and revision read here are still the newest when the rows go in).
+fn append(tx: &Connection, request: &NewRelease) -> Result<Release> {
+    let app = request.app.as_str();
+    let Some(latest) = readers::one(tx, sql::LATEST_RELEASE, [app], read_rows::release)? else {
+        require_app(tx, app)?;
+        return Err(Error::not_found(Kind::Release, format!("{app} latest")));
+    };
+    let build = match &request.build {
+        BuildChoice::Current => latest.build,
+        BuildChoice::Existing(uuid) => {
+            if !readers::exists(tx, sql::BUILD_EXISTS, params![app, id(*uuid)])? {
+                return Err(Error::not_found(Kind::Build, uuid.to_string()));
             }
-            BuildChoice::New(build) => Some(build.uuid),
-        };
-        let config = match &request.config {
-            ConfigChoice::Current => latest.config,
-            ConfigChoice::Existing(uuid) => {
-                let known = sqlx::query(sql::CONFIG_EXISTS)
-                    .bind(app)
-                    .bind(id(*uuid))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(conflict)?;
-                if known.is_none() {
-                    return Err(Error::not_found(Kind::Config, uuid.to_string()).into());
-                }
-                *uuid
-            }
-            ConfigChoice::New {
-                config,
-                expected_revision,
-            } => {
-                let current: i64 = sqlx::query_scalar(sql::CONFIG_REVISION)
-                    .bind(id(latest.config))
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(conflict)?;
-                let current = uint(current);
-                if current != *expected_revision {
-                    return Err(Error::precondition(stale_config(
-                        app,
-                        current,
-                        *expected_revision,
-                    ))
-                    .into());
-                }
-                let newest: i64 = sqlx::query_scalar(sql::MAX_CONFIG_REVISION)
-                    .bind(app)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(conflict)?;
-                insert_config(&mut tx, app, config, newest + 1).await?;
-                config.uuid
-            }
-        };
-        if let BuildChoice::New(new) = &request.build {
-            insert_build(&mut tx, app, new).await?;
+            Some(*uuid)
         }
-
-        let now = Timestamp::now();
-        let release = Release {
-            uuid: Uuid::new_v4(),
-            app: app.to_owned(),
-            owner: request.owner.clone(),
-            version: latest.version + 1,
-            summary: request.summary.clone(),
+        BuildChoice::New(build) => Some(build.uuid),
+    };
+    let config = match &request.config {
+        ConfigChoice::Current => latest.config,
+        ConfigChoice::Existing(uuid) => {
+            if !readers::exists(tx, sql::CONFIG_EXISTS, params![app, id(*uuid)])? {
+                return Err(Error::not_found(Kind::Config, uuid.to_string()));
+            }
+            *uuid
+        }
+        ConfigChoice::New {
             config,
-            build,
-            created: now,
-            updated: now,
-        };
-        insert_release(&mut tx, &release).await.map_err(conflict)?;
-        tx.commit().await.map_err(conflict)?;
-        Ok(release)
+            expected_revision,
+        } => {
+            let current = uint(scalar(tx, sql::CONFIG_REVISION, [id(latest.config)])?);
+            if current != *expected_revision {
+                return Err(Error::precondition(stale_config(
+                    app,
+                    current,
+                    *expected_revision,
+                )));
+            }
+            let newest = scalar(tx, sql::MAX_CONFIG_REVISION, [app])?;
+            insert_config(tx, app, config, newest + 1)?;
+            config.uuid
+        }
+    };
+    if let BuildChoice::New(new) = &request.build {
+        insert_build(tx, app, new)?;
     }
+    let now = Timestamp::now();
+    let release = Release {
+        uuid: Uuid::new_v4(),
+        app: app.to_owned(),
+        owner: request.owner.clone(),
+        version: latest.version + 1,
+        summary: request.summary.clone(),
+        config,
+        build,
+        created: now,
+        updated: now,
+    };
+    insert_release(tx, &release)?;
+    Ok(release)
 }
 
 /// `NotFound(App)` unless the app exists (on a read connection).
@@ -208,78 +169,83 @@ fn require_app(connection: &Connection, app: &str) -> Result<()> {
     }
 }
 
-async fn insert_config(
-    tx: &mut SqliteConnection,
-    app: &str,
-    config: &Config,
-    revision: i64,
-) -> Result<(), AppendFailure> {
-    sqlx::query(sql::INSERT_CONFIG)
-        .bind(id(config.uuid))
-        .bind(app)
-        .bind(&config.owner)
-        .bind(revision)
-        .bind(to_json(&config.values))
-        .bind(to_json(&config.memory))
-        .bind(to_json(&config.cpu))
-        .bind(to_json(&config.tags))
-        .bind(config.created.as_micros())
-        .bind(config.updated.as_micros())
-        .execute(tx)
-        .await
-        .map_err(|e| match violation(&e) {
-            // Another writer took the revision: try again.
-            Some(Violation::Unique(what)) if what.contains("revision") => {
-                AppendFailure::Conflict(e)
-            }
-            Some(Violation::Unique(_)) => {
-                AppendFailure::Fatal(Error::already_exists(Kind::Config, config.uuid.to_string()))
-            }
-            _ => conflict(e),
-        })?;
+fn insert_config(tx: &Connection, app: &str, config: &Config, revision: i64) -> Result<()> {
+    execute(
+        tx,
+        sql::INSERT_CONFIG,
+        &[
+            &id(config.uuid),
+            &app,
+            &config.owner,
+            &revision,
+            &to_json(&config.values),
+            &to_json(&config.memory),
+            &to_json(&config.cpu),
+            &to_json(&config.tags),
+            &config.created.as_micros(),
+            &config.updated.as_micros(),
+        ],
+    )
+    .map_err(|e| match violation(&e) {
+        // The revision is read under the write lock: only a damaged database collides.
+        Some(Violation::Unique(what)) if !what.contains("revision") => {
+            Error::already_exists(Kind::Config, config.uuid.to_string())
+        }
+        _ => err(e),
+    })?;
     Ok(())
 }
 
-async fn insert_build(
-    tx: &mut SqliteConnection,
-    app: &str,
-    build: &Build,
-) -> Result<(), AppendFailure> {
-    sqlx::query(sql::INSERT_BUILD)
-        .bind(id(build.uuid))
-        .bind(app)
-        .bind(&build.owner)
-        .bind(&build.image)
-        .bind(&build.sha)
-        .bind(to_json(&build.procfile))
-        .bind(&build.dockerfile)
-        .bind(build.created.as_micros())
-        .bind(build.updated.as_micros())
-        .execute(tx)
-        .await
-        .map_err(|e| match violation(&e) {
-            Some(Violation::Unique(_)) => {
-                AppendFailure::Fatal(Error::already_exists(Kind::Build, build.uuid.to_string()))
-            }
-            _ => conflict(e),
-        })?;
+fn insert_build(tx: &Connection, app: &str, build: &Build) -> Result<()> {
+    execute(
+        tx,
+        sql::INSERT_BUILD,
+        &[
+            &id(build.uuid),
+            &app,
+            &build.owner,
+            &build.image,
+            &build.sha,
+            &to_json(&build.procfile),
+            &build.dockerfile,
+            &build.created.as_micros(),
+            &build.updated.as_micros(),
+        ],
+    )
+    .map_err(|e| match violation(&e) {
+        Some(Violation::Unique(_)) => Error::already_exists(Kind::Build, build.uuid.to_string()),
+        _ => err(e),
+    })?;
     Ok(())
 }
 
-async fn insert_release(tx: &mut SqliteConnection, release: &Release) -> sqlx::Result<()> {
-    sqlx::query(sql::INSERT_RELEASE)
-        .bind(id(release.uuid))
-        .bind(&release.app)
-        .bind(int(release.version))
-        .bind(&release.owner)
-        .bind(&release.summary)
-        .bind(id(release.config))
-        .bind(release.build.map(id))
-        .bind(release.created.as_micros())
-        .bind(release.updated.as_micros())
-        .execute(tx)
-        .await?;
+fn insert_release(tx: &Connection, release: &Release) -> Result<()> {
+    execute(
+        tx,
+        sql::INSERT_RELEASE,
+        &[
+            &id(release.uuid),
+            &release.app,
+            &int(release.version),
+            &release.owner,
+            &release.summary,
+            &id(release.config),
+            &release.build.map(id),
+            &release.created.as_micros(),
+            &release.updated.as_micros(),
+        ],
+    )
+    .map_err(err)?;
     Ok(())
+}
+
+/// `NotFound(kind, name)` when a statement changed no row.
+fn changed(rows: usize, kind: Kind, name: &str) -> Result<()> {
+    if rows == 0 {
+        Err(Error::not_found(kind, name))
+    } else {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -290,24 +256,36 @@ impl Store for SqliteStore {
 
     async fn create_user(&self, new: NewUser) -> Result<User> {
         // The write lock makes "no user exists yet" exact: racing registrations take turns.
-        let mut tx = self.write().await?;
-        let row = sqlx::query(sql::INSERT_USER)
-            .bind(&new.username)
-            .bind(&new.email)
-            .bind(&new.first_name)
-            .bind(&new.last_name)
-            .bind(&new.password_hash)
-            .bind(new.superuser)
-            .bind(Timestamp::now().as_micros())
-            .fetch_one(&mut *tx)
+        self.writer
+            .run(move |tx| {
+                returning(
+                    tx,
+                    sql::INSERT_USER,
+                    &[
+                        &new.username,
+                        &new.email,
+                        &new.first_name,
+                        &new.last_name,
+                        &new.password_hash,
+                        &new.superuser,
+                        &Timestamp::now().as_micros(),
+                    ],
+                    read_rows::user,
+                )
+                .map_err(|e| match e {
+                    WriteError::Database(e) => match violation(&e) {
+                        Some(Violation::Unique(_)) => {
+                            Error::already_exists(Kind::User, &new.username)
+                        }
+                        _ => err(e),
+                    },
+                    WriteError::Decoded(e) => e,
+                })?
+                .ok_or_else(|| {
+                    Error::backend(BACKEND, std::io::Error::other("INSERT returned no row"))
+                })
+            })
             .await
-            .map_err(|e| match violation(&e) {
-                Some(Violation::Unique(_)) => Error::already_exists(Kind::User, &new.username),
-                _ => err(e),
-            })?;
-        let user = rows::user(&row)?;
-        tx.commit().await.map_err(err)?;
-        Ok(user)
     }
 
     async fn get_user(&self, username: &str) -> Result<User> {
@@ -336,88 +314,77 @@ impl Store for SqliteStore {
     }
 
     async fn set_password_hash(&self, username: &str, password_hash: &str) -> Result<()> {
-        let done = sqlx::query(sql::SET_PASSWORD_HASH)
-            .bind(username)
-            .bind(password_hash)
-            .execute(&self.pool)
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        self.writer
+            .run(move |tx| {
+                let rows = execute(tx, sql::SET_PASSWORD_HASH, &[&username, &hash]).map_err(err)?;
+                changed(rows, Kind::User, &username)
+            })
             .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found(Kind::User, username));
-        }
-        Ok(())
     }
 
     async fn set_superuser(&self, username: &str, superuser: bool) -> Result<()> {
-        let done = sqlx::query(sql::SET_SUPERUSER)
-            .bind(username)
-            .bind(superuser)
-            .execute(&self.pool)
+        let username = username.to_owned();
+        self.writer
+            .run(move |tx| {
+                let rows =
+                    execute(tx, sql::SET_SUPERUSER, &[&username, &superuser]).map_err(err)?;
+                changed(rows, Kind::User, &username)
+            })
             .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found(Kind::User, username));
-        }
-        Ok(())
     }
 
     async fn touch_last_login(&self, username: &str) -> Result<()> {
-        let done = sqlx::query(sql::TOUCH_LAST_LOGIN)
-            .bind(username)
-            .bind(Timestamp::now().as_micros())
-            .execute(&self.pool)
+        let username = username.to_owned();
+        self.writer
+            .run(move |tx| {
+                let now = Timestamp::now().as_micros();
+                let rows = execute(tx, sql::TOUCH_LAST_LOGIN, &[&username, &now]).map_err(err)?;
+                changed(rows, Kind::User, &username)
+            })
             .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found(Kind::User, username));
-        }
-        Ok(())
     }
 
     async fn delete_user(&self, username: &str) -> Result<()> {
-        let mut tx = self.write().await?;
-        let exists = sqlx::query(sql::USER_EXISTS)
-            .bind(username)
-            .fetch_optional(&mut *tx)
+        let username = username.to_owned();
+        self.writer
+            .run(move |tx| {
+                if !readers::exists(tx, sql::USER_EXISTS, [&username])? {
+                    return Err(Error::not_found(Kind::User, &username));
+                }
+                let owned = scalar(tx, sql::COUNT_OWNED_APPS, [&username])?;
+                if owned > 0 {
+                    return Err(Error::precondition(still_owns_apps(&username, uint(owned))));
+                }
+                execute(tx, sql::DELETE_USER, &[&username]).map_err(|e| match violation(&e) {
+                    Some(Violation::ForeignKey) => {
+                        Error::precondition(still_owns_apps(&username, 1))
+                    }
+                    _ => err(e),
+                })?;
+                Ok(())
+            })
             .await
-            .map_err(err)?;
-        if exists.is_none() {
-            return Err(Error::not_found(Kind::User, username));
-        }
-        let owned: i64 = sqlx::query_scalar(sql::COUNT_OWNED_APPS)
-            .bind(username)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(err)?;
-        if owned > 0 {
-            return Err(Error::precondition(still_owns_apps(username, uint(owned))));
-        }
-        sqlx::query(sql::DELETE_USER)
-            .bind(username)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match violation(&e) {
-                // An app was given to them meanwhile.
-                Some(Violation::ForeignKey) => Error::precondition(still_owns_apps(username, 1)),
-                _ => err(e),
-            })?;
-        tx.commit().await.map_err(err)
     }
 
     async fn set_token(&self, username: &str, token: &TokenHash) -> Result<()> {
-        sqlx::query(sql::SET_TOKEN)
-            .bind(username)
-            .bind(&token.0)
-            .bind(Timestamp::now().as_micros())
-            .execute(&self.pool)
+        let (username, hash) = (username.to_owned(), token.0.clone());
+        self.writer
+            .run(move |tx| {
+                let now = Timestamp::now().as_micros();
+                execute(tx, sql::SET_TOKEN, &[&username, &hash, &now]).map_err(|e| {
+                    match violation(&e) {
+                        Some(Violation::ForeignKey) => Error::not_found(Kind::User, &username),
+                        // Never put the hash in an error.
+                        Some(Violation::Unique(_)) => {
+                            Error::already_exists(Kind::Token, "(hidden)")
+                        }
+                        None => err(e),
+                    }
+                })?;
+                Ok(())
+            })
             .await
-            .map_err(|e| match violation(&e) {
-                Some(Violation::ForeignKey) => Error::not_found(Kind::User, username),
-                // Never put the hash in an error.
-                Some(Violation::Unique(_)) => Error::already_exists(Kind::Token, "(hidden)"),
-                None => err(e),
-            })?;
-        Ok(())
     }
 
     async fn user_by_token(&self, token: &TokenHash) -> Result<User> {
@@ -431,29 +398,37 @@ impl Store for SqliteStore {
     }
 
     async fn add_key(&self, key: Key) -> Result<Key> {
-        sqlx::query(sql::INSERT_KEY)
-            .bind(id(key.uuid))
-            .bind(&key.owner)
-            .bind(&key.id)
-            .bind(&key.public)
-            .bind(&key.fingerprint)
-            .bind(key.created.as_micros())
-            .bind(key.updated.as_micros())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match violation(&e) {
-                Some(Violation::ForeignKey) => Error::not_found(Kind::User, &key.owner),
-                Some(Violation::Unique(what)) if what.contains("public_key") => {
-                    Error::already_exists(Kind::Key, &key.fingerprint)
-                }
-                Some(Violation::Unique(_)) => Error::already_exists(Kind::Key, &key.id),
-                None => err(e),
-            })?;
-        Ok(Key {
+        let key = Key {
             created: stored(key.created),
             updated: stored(key.updated),
             ..key
-        })
+        };
+        self.writer
+            .run(move |tx| {
+                execute(
+                    tx,
+                    sql::INSERT_KEY,
+                    &[
+                        &id(key.uuid),
+                        &key.owner,
+                        &key.id,
+                        &key.public,
+                        &key.fingerprint,
+                        &key.created.as_micros(),
+                        &key.updated.as_micros(),
+                    ],
+                )
+                .map_err(|e| match violation(&e) {
+                    Some(Violation::ForeignKey) => Error::not_found(Kind::User, &key.owner),
+                    Some(Violation::Unique(what)) if what.contains("public_key") => {
+                        Error::already_exists(Kind::Key, &key.fingerprint)
+                    }
+                    Some(Violation::Unique(_)) => Error::already_exists(Kind::Key, &key.id),
+                    None => err(e),
+                })?;
+                Ok(key)
+            })
+            .await
     }
 
     async fn get_key(&self, owner: &str, key_id: &str) -> Result<Key> {
@@ -496,16 +471,13 @@ impl Store for SqliteStore {
     }
 
     async fn delete_key(&self, owner: &str, key_id: &str) -> Result<()> {
-        let done = sqlx::query(sql::DELETE_KEY)
-            .bind(owner)
-            .bind(key_id)
-            .execute(&self.pool)
+        let (owner, key_id) = (owner.to_owned(), key_id.to_owned());
+        self.writer
+            .run(move |tx| {
+                let rows = execute(tx, sql::DELETE_KEY, &[&owner, &key_id]).map_err(err)?;
+                changed(rows, Kind::Key, &key_id)
+            })
             .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found(Kind::Key, key_id));
-        }
-        Ok(())
     }
 
     async fn create_app(&self, app: App) -> Result<App> {
@@ -515,39 +487,42 @@ impl Store for SqliteStore {
             updated: stored(app.updated),
             ..app
         };
-        let mut tx = self.write().await?;
-        sqlx::query(sql::INSERT_APP)
-            .bind(&app.id)
-            .bind(id(app.uuid))
-            .bind(&app.owner)
-            .bind(to_json(&app.structure))
-            .bind(app.created.as_micros())
-            .bind(app.updated.as_micros())
-            .execute(&mut *tx)
+        self.writer
+            .run(move |tx| {
+                execute(
+                    tx,
+                    sql::INSERT_APP,
+                    &[
+                        &app.id,
+                        &id(app.uuid),
+                        &app.owner,
+                        &to_json(&app.structure),
+                        &app.created.as_micros(),
+                        &app.updated.as_micros(),
+                    ],
+                )
+                .map_err(|e| match violation(&e) {
+                    Some(Violation::ForeignKey) => Error::not_found(Kind::User, &app.owner),
+                    Some(Violation::Unique(_)) => Error::already_exists(Kind::App, &app.id),
+                    None => err(e),
+                })?;
+                let config = Config::initial(&app.id, &app.owner);
+                insert_config(tx, &app.id, &config, 1)?;
+                let release = Release {
+                    uuid: Uuid::new_v4(),
+                    app: app.id.clone(),
+                    owner: app.owner.clone(),
+                    version: 1,
+                    summary: initial_summary(&app.owner),
+                    config: config.uuid,
+                    build: None,
+                    created: app.created,
+                    updated: app.created,
+                };
+                insert_release(tx, &release)?;
+                Ok(app)
+            })
             .await
-            .map_err(|e| match violation(&e) {
-                Some(Violation::ForeignKey) => Error::not_found(Kind::User, &app.owner),
-                Some(Violation::Unique(_)) => Error::already_exists(Kind::App, &app.id),
-                None => err(e),
-            })?;
-        let config = Config::initial(&app.id, &app.owner);
-        insert_config(&mut tx, &app.id, &config, 1)
-            .await
-            .map_err(|failure| failure.into_error(BACKEND))?;
-        let release = Release {
-            uuid: Uuid::new_v4(),
-            app: app.id.clone(),
-            owner: app.owner.clone(),
-            version: 1,
-            summary: initial_summary(&app.owner),
-            config: config.uuid,
-            build: None,
-            created: app.created,
-            updated: app.created,
-        };
-        insert_release(&mut tx, &release).await.map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(app)
     }
 
     async fn get_app(&self, app_id: &str) -> Result<App> {
@@ -588,98 +563,88 @@ impl Store for SqliteStore {
     }
 
     async fn set_owner(&self, app: &str, owner: &str) -> Result<App> {
-        let row = sqlx::query(sql::SET_OWNER)
-            .bind(app)
-            .bind(owner)
-            .bind(Timestamp::now().as_micros())
-            .fetch_optional(&self.pool)
+        let (app, owner) = (app.to_owned(), owner.to_owned());
+        self.writer
+            .run(move |tx| {
+                let now = Timestamp::now().as_micros();
+                returning(tx, sql::SET_OWNER, &[&app, &owner, &now], read_rows::app)
+                    .map_err(|e| match e {
+                        WriteError::Database(e) => match violation(&e) {
+                            Some(Violation::ForeignKey) => Error::not_found(Kind::User, &owner),
+                            _ => err(e),
+                        },
+                        WriteError::Decoded(e) => e,
+                    })?
+                    .ok_or_else(|| Error::not_found(Kind::App, &app))
+            })
             .await
-            .map_err(|e| match violation(&e) {
-                Some(Violation::ForeignKey) => Error::not_found(Kind::User, owner),
-                _ => err(e),
-            })?
-            .ok_or_else(|| Error::not_found(Kind::App, app))?;
-        rows::app(&row)
     }
 
     async fn set_formation(&self, app: &str, formation: &Formation) -> Result<App> {
-        let row = sqlx::query(sql::SET_FORMATION)
-            .bind(app)
-            .bind(to_json(formation))
-            .bind(Timestamp::now().as_micros())
-            .fetch_optional(&self.pool)
+        let (app, formation) = (app.to_owned(), to_json(formation));
+        self.writer
+            .run(move |tx| {
+                let now = Timestamp::now().as_micros();
+                returning(
+                    tx,
+                    sql::SET_FORMATION,
+                    &[&app, &formation, &now],
+                    read_rows::app,
+                )
+                .map_err(write_err)?
+                .ok_or_else(|| Error::not_found(Kind::App, &app))
+            })
             .await
-            .map_err(err)?
-            .ok_or_else(|| Error::not_found(Kind::App, app))?;
-        rows::app(&row)
     }
 
     async fn delete_app(&self, app: &str) -> Result<()> {
-        let mut tx = self.write().await?;
-        sqlx::query(sql::DELETE_APP_RELEASES)
-            .bind(app)
-            .execute(&mut *tx)
+        let app = app.to_owned();
+        self.writer
+            .run(move |tx| {
+                execute(tx, sql::DELETE_APP_RELEASES, &[&app]).map_err(err)?;
+                let rows = execute(tx, sql::DELETE_APP, &[&app]).map_err(err)?;
+                changed(rows, Kind::App, &app)
+            })
             .await
-            .map_err(err)?;
-        let done = sqlx::query(sql::DELETE_APP)
-            .bind(app)
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found(Kind::App, app));
-        }
-        tx.commit().await.map_err(err)
     }
 
     async fn grant(&self, app: &str, username: &str) -> Result<()> {
-        let mut tx = self.write().await?;
-        let exists = sqlx::query(sql::APP_EXISTS)
-            .bind(app)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?;
-        if exists.is_none() {
-            return Err(Error::not_found(Kind::App, app));
-        }
-        let exists = sqlx::query(sql::USER_EXISTS)
-            .bind(username)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?;
-        if exists.is_none() {
-            return Err(Error::not_found(Kind::User, username));
-        }
-        sqlx::query(sql::INSERT_GRANT)
-            .bind(app)
-            .bind(username)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match violation(&e) {
-                Some(Violation::Unique(_)) => {
-                    Error::already_exists(Kind::Permission, format!("{username} on {app}"))
+        let (app, username) = (app.to_owned(), username.to_owned());
+        self.writer
+            .run(move |tx| {
+                require_app(tx, &app)?;
+                if !readers::exists(tx, sql::USER_EXISTS, [&username])? {
+                    return Err(Error::not_found(Kind::User, &username));
                 }
-                Some(Violation::ForeignKey) => Error::not_found(Kind::App, app),
-                None => err(e),
-            })?;
-        tx.commit().await.map_err(err)
+                execute(tx, sql::INSERT_GRANT, &[&app, &username]).map_err(
+                    |e| match violation(&e) {
+                        Some(Violation::Unique(_)) => {
+                            Error::already_exists(Kind::Permission, format!("{username} on {app}"))
+                        }
+                        Some(Violation::ForeignKey) => Error::not_found(Kind::App, &app),
+                        None => err(e),
+                    },
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn revoke(&self, app: &str, username: &str) -> Result<()> {
-        let done = sqlx::query(sql::DELETE_GRANT)
-            .bind(app)
-            .bind(username)
-            .execute(&self.pool)
+        let (app, username) = (app.to_owned(), username.to_owned());
+        self.writer
+            .run(move |tx| {
+                let rows = execute(tx, sql::DELETE_GRANT, &[&app, &username]).map_err(err)?;
+                if rows == 0 {
+                    require_app(tx, &app)?;
+                    return Err(Error::not_found(
+                        Kind::Permission,
+                        format!("{username} on {app}"),
+                    ));
+                }
+                Ok(())
+            })
             .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            self.require_app(app).await?;
-            return Err(Error::not_found(
-                Kind::Permission,
-                format!("{username} on {app}"),
-            ));
-        }
-        Ok(())
     }
 
     async fn collaborators(&self, app: &str) -> Result<Vec<String>> {
@@ -752,57 +717,33 @@ impl Store for SqliteStore {
     }
 
     async fn append_release(&self, request: NewRelease) -> Result<Release> {
-        with_retries(BACKEND, &request.app, || self.try_append(&request)).await
+        self.writer.run(move |tx| append(tx, &request)).await
     }
 
     async fn discard_release(&self, app: &str, version: u64) -> Result<()> {
-        let mut tx = self.write().await?;
-        let latest = sqlx::query(sql::LATEST_RELEASE)
-            .bind(app)
-            .fetch_optional(&mut *tx)
+        let app = app.to_owned();
+        self.writer
+            .run(move |tx| {
+                let latest = readers::one(tx, sql::LATEST_RELEASE, [&app], read_rows::release)?;
+                let Some(latest) = latest else {
+                    require_app(tx, &app)?;
+                    return Err(Error::not_found(Kind::Release, format!("{app} latest")));
+                };
+                if latest.version != version || version <= 1 {
+                    return Err(Error::precondition(not_discardable(&app, latest.version)));
+                }
+                execute(tx, sql::DELETE_RELEASE, &[&id(latest.uuid)]).map_err(err)?;
+                if !readers::exists(tx, sql::CONFIG_IN_USE, [id(latest.config)])? {
+                    execute(tx, sql::DELETE_CONFIG, &[&id(latest.config)]).map_err(err)?;
+                }
+                if let Some(build) = latest.build {
+                    if !readers::exists(tx, sql::BUILD_IN_USE, [id(build)])? {
+                        execute(tx, sql::DELETE_BUILD, &[&id(build)]).map_err(err)?;
+                    }
+                }
+                Ok(())
+            })
             .await
-            .map_err(err)?;
-        let Some(latest) = latest else {
-            drop(tx);
-            self.require_app(app).await?;
-            return Err(Error::not_found(Kind::Release, format!("{app} latest")));
-        };
-        let latest = rows::release(&latest)?;
-        if latest.version != version || version <= 1 {
-            return Err(Error::precondition(not_discardable(app, latest.version)));
-        }
-        sqlx::query(sql::DELETE_RELEASE)
-            .bind(id(latest.uuid))
-            .execute(&mut *tx)
-            .await
-            .map_err(err)?;
-        let config_used = sqlx::query(sql::CONFIG_IN_USE)
-            .bind(id(latest.config))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(err)?;
-        if config_used.is_none() {
-            sqlx::query(sql::DELETE_CONFIG)
-                .bind(id(latest.config))
-                .execute(&mut *tx)
-                .await
-                .map_err(err)?;
-        }
-        if let Some(build) = latest.build {
-            let build_used = sqlx::query(sql::BUILD_IN_USE)
-                .bind(id(build))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err)?;
-            if build_used.is_none() {
-                sqlx::query(sql::DELETE_BUILD)
-                    .bind(id(build))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(err)?;
-            }
-        }
-        tx.commit().await.map_err(err)
     }
 
     async fn get_release(&self, app: &str, version: u64) -> Result<Release> {
@@ -851,25 +792,35 @@ impl Store for SqliteStore {
     }
 
     async fn add_domain(&self, domain: Domain) -> Result<Domain> {
-        sqlx::query(sql::INSERT_DOMAIN)
-            .bind(id(domain.uuid))
-            .bind(&domain.app)
-            .bind(&domain.owner)
-            .bind(&domain.domain)
-            .bind(domain.created.as_micros())
-            .bind(domain.updated.as_micros())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match violation(&e) {
-                Some(Violation::ForeignKey) => Error::not_found(Kind::App, &domain.app),
-                Some(Violation::Unique(_)) => Error::already_exists(Kind::Domain, &domain.domain),
-                None => err(e),
-            })?;
-        Ok(Domain {
+        let domain = Domain {
             created: stored(domain.created),
             updated: stored(domain.updated),
             ..domain
-        })
+        };
+        self.writer
+            .run(move |tx| {
+                execute(
+                    tx,
+                    sql::INSERT_DOMAIN,
+                    &[
+                        &id(domain.uuid),
+                        &domain.app,
+                        &domain.owner,
+                        &domain.domain,
+                        &domain.created.as_micros(),
+                        &domain.updated.as_micros(),
+                    ],
+                )
+                .map_err(|e| match violation(&e) {
+                    Some(Violation::ForeignKey) => Error::not_found(Kind::App, &domain.app),
+                    Some(Violation::Unique(_)) => {
+                        Error::already_exists(Kind::Domain, &domain.domain)
+                    }
+                    None => err(e),
+                })?;
+                Ok(domain)
+            })
+            .await
     }
 
     async fn get_domain(&self, domain: &str) -> Result<Domain> {
@@ -893,44 +844,53 @@ impl Store for SqliteStore {
     }
 
     async fn delete_domain(&self, app: &str, domain: &str) -> Result<()> {
-        let done = sqlx::query(sql::DELETE_DOMAIN)
-            .bind(app)
-            .bind(domain)
-            .execute(&self.pool)
+        let (app, domain) = (app.to_owned(), domain.to_owned());
+        self.writer
+            .run(move |tx| {
+                let rows = execute(tx, sql::DELETE_DOMAIN, &[&app, &domain]).map_err(err)?;
+                if rows == 0 {
+                    require_app(tx, &app)?;
+                    return Err(Error::not_found(Kind::Domain, &domain));
+                }
+                Ok(())
+            })
             .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            self.require_app(app).await?;
-            return Err(Error::not_found(Kind::Domain, domain));
-        }
-        Ok(())
     }
 
     async fn add_certificate(&self, certificate: Certificate) -> Result<Certificate> {
-        sqlx::query(sql::INSERT_CERTIFICATE)
-            .bind(id(certificate.uuid))
-            .bind(&certificate.owner)
-            .bind(&certificate.common_name)
-            .bind(certificate.expires.as_micros())
-            .bind(&certificate.certificate)
-            .bind(&certificate.key)
-            .bind(certificate.created.as_micros())
-            .bind(certificate.updated.as_micros())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match violation(&e) {
-                Some(Violation::ForeignKey) => Error::not_found(Kind::User, &certificate.owner),
-                Some(Violation::Unique(_)) => {
-                    Error::already_exists(Kind::Certificate, &certificate.common_name)
-                }
-                None => err(e),
-            })?;
-        Ok(Certificate {
+        let certificate = Certificate {
             expires: stored(certificate.expires),
             created: stored(certificate.created),
             updated: stored(certificate.updated),
             ..certificate
-        })
+        };
+        self.writer
+            .run(move |tx| {
+                let c = &certificate;
+                execute(
+                    tx,
+                    sql::INSERT_CERTIFICATE,
+                    &[
+                        &id(c.uuid),
+                        &c.owner,
+                        &c.common_name,
+                        &c.expires.as_micros(),
+                        &c.certificate,
+                        &c.key,
+                        &c.created.as_micros(),
+                        &c.updated.as_micros(),
+                    ],
+                )
+                .map_err(|e| match violation(&e) {
+                    Some(Violation::ForeignKey) => Error::not_found(Kind::User, &c.owner),
+                    Some(Violation::Unique(_)) => {
+                        Error::already_exists(Kind::Certificate, &c.common_name)
+                    }
+                    None => err(e),
+                })?;
+                Ok(certificate)
+            })
+            .await
     }
 
     async fn get_certificate(&self, common_name: &str) -> Result<Certificate> {
@@ -982,41 +942,48 @@ impl Store for SqliteStore {
     }
 
     async fn delete_certificate(&self, common_name: &str) -> Result<()> {
-        let done = sqlx::query(sql::DELETE_CERTIFICATE)
-            .bind(common_name)
-            .execute(&self.pool)
+        let common_name = common_name.to_owned();
+        self.writer
+            .run(move |tx| {
+                let rows = execute(tx, sql::DELETE_CERTIFICATE, &[&common_name]).map_err(err)?;
+                changed(rows, Kind::Certificate, &common_name)
+            })
             .await
-            .map_err(err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found(Kind::Certificate, common_name));
-        }
-        Ok(())
     }
 
     async fn record_push(&self, push: Push) -> Result<Push> {
-        sqlx::query(sql::INSERT_PUSH)
-            .bind(id(push.uuid))
-            .bind(&push.app)
-            .bind(&push.owner)
-            .bind(&push.sha)
-            .bind(&push.fingerprint)
-            .bind(&push.receive_user)
-            .bind(&push.receive_repo)
-            .bind(&push.ssh_connection)
-            .bind(&push.ssh_original_command)
-            .bind(push.created.as_micros())
-            .bind(push.updated.as_micros())
-            .execute(&self.pool)
-            .await
-            .map_err(|e| match violation(&e) {
-                Some(Violation::ForeignKey) => Error::not_found(Kind::App, &push.app),
-                _ => err(e),
-            })?;
-        Ok(Push {
+        let push = Push {
             created: stored(push.created),
             updated: stored(push.updated),
             ..push
-        })
+        };
+        self.writer
+            .run(move |tx| {
+                let p = &push;
+                execute(
+                    tx,
+                    sql::INSERT_PUSH,
+                    &[
+                        &id(p.uuid),
+                        &p.app,
+                        &p.owner,
+                        &p.sha,
+                        &p.fingerprint,
+                        &p.receive_user,
+                        &p.receive_repo,
+                        &p.ssh_connection,
+                        &p.ssh_original_command,
+                        &p.created.as_micros(),
+                        &p.updated.as_micros(),
+                    ],
+                )
+                .map_err(|e| match violation(&e) {
+                    Some(Violation::ForeignKey) => Error::not_found(Kind::App, &p.app),
+                    _ => err(e),
+                })?;
+                Ok(push)
+            })
+            .await
     }
 
     async fn list_pushes(&self, app: &str, page: PageRequest) -> Result<Page<Push>> {
