@@ -245,4 +245,41 @@ mod tests {
         let closed = writer.run(|_| Ok(())).await.unwrap_err();
         assert!(closed.is_retryable(), "{closed:?}");
     }
+
+    #[tokio::test]
+    async fn a_transaction_whose_caller_stops_waiting_finishes_before_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::open(
+            &dir.path().join("w.db"),
+            Duration::from_secs(5),
+            Synchronous::Normal,
+        )
+        .unwrap();
+        writer
+            .run(|tx| {
+                tx.execute_batch("CREATE TABLE t (x INTEGER)")
+                    .map_err(db_error)
+            })
+            .await
+            .unwrap();
+        let slow = writer.run(|tx| {
+            std::thread::sleep(Duration::from_millis(200));
+            execute(tx, "INSERT INTO t (x) VALUES ($1)", &[&1]).map_err(db_error)
+        });
+        // The caller gives up long before the transaction is done.
+        assert!(tokio::time::timeout(Duration::from_millis(20), slow)
+            .await
+            .is_err());
+        let rows = writer
+            .run(|tx| {
+                tx.query_row("SELECT COUNT(*) FROM t", [], |row| row.get::<_, i64>(0))
+                    .map_err(db_error)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rows, 1,
+            "the abandoned transaction committed, then this one ran"
+        );
+    }
 }
