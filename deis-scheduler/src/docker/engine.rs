@@ -384,6 +384,26 @@ pub(crate) fn follow_logs(
     })
 }
 
+/// The image a container scheduler (`backend`: docker or swarm) runs for `spec`, or the
+/// precondition error saying why there is none.
+pub(crate) fn image_of<'a>(
+    spec: &'a deis_core::scheduler::AppSpec,
+    backend: &str,
+) -> Result<&'a str, Error> {
+    use deis_core::scheduler::Artifact;
+    match &spec.artifact {
+        Artifact::Image { name } => Ok(name),
+        Artifact::None => Err(Error::precondition(format!(
+            "{} has no build to run; push code or deploy an image first",
+            spec.app
+        ))),
+        Artifact::Slug { location } => Err(Error::precondition(format!(
+            "the {backend} scheduler runs images, not slugs ({location}); use the local \
+             scheduler or build an image"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ use bollard::Docker;
 use deis_core::error::{Error, Result};
 use deis_core::model::{is_routable_type, Instance, InstanceState};
 use deis_core::scheduler::{
-    AppSpec, Artifact, InstanceEvent, InstanceSelector, RunOutcome, RunRequest, Scheduler,
+    AppSpec, InstanceEvent, InstanceSelector, RunOutcome, RunRequest, Scheduler,
 };
 use engine::{map_err, Listed, NewContainer};
 use futures::stream::BoxStream;
@@ -298,20 +298,6 @@ impl DockerScheduler {
     }
 }
 
-fn image_of(spec: &AppSpec) -> Result<&str> {
-    match &spec.artifact {
-        Artifact::Image { name } => Ok(name),
-        Artifact::None => Err(Error::precondition(format!(
-            "{} has no build to run; push code or deploy an image first",
-            spec.app
-        ))),
-        Artifact::Slug { location } => Err(Error::precondition(format!(
-            "the docker scheduler runs images, not slugs ({location}); use the local scheduler \
-             or build an image"
-        ))),
-    }
-}
-
 #[async_trait::async_trait]
 impl Scheduler for DockerScheduler {
     fn backend(&self) -> &'static str {
@@ -333,7 +319,7 @@ impl Scheduler for DockerScheduler {
         let shared = self.shared();
         let wants_processes = spec.formation.values().any(|n| *n > 0);
         let image = if wants_processes {
-            let image = image_of(spec)?;
+            let image = engine::image_of(spec, "docker")?;
             if let Err(e) = shared.docker.inspect_image(image).await {
                 return Err(match map_err(e) {
                     Error::NotFound { .. } => Error::precondition(format!(
@@ -504,7 +490,7 @@ impl Scheduler for DockerScheduler {
     async fn run(&self, request: &RunRequest) -> Result<RunOutcome> {
         check_name("app", &request.spec.app)?;
         let spec = &*self.slug_images().resolve(&request.spec).await?;
-        let image = image_of(spec)?.to_string();
+        let image = engine::image_of(spec, "docker")?.to_string();
         let shared = self.shared();
         let target = {
             let app_lock = self.app_lock(&spec.app);

@@ -70,7 +70,7 @@ use bollard::Docker;
 use deis_core::error::{Error, Result};
 use deis_core::model::{is_routable_type, Instance, InstanceState};
 use deis_core::scheduler::{
-    AppSpec, Artifact, InstanceEvent, InstanceSelector, RunOutcome, RunRequest, Scheduler,
+    AppSpec, InstanceEvent, InstanceSelector, RunOutcome, RunRequest, Scheduler,
 };
 use futures::stream::BoxStream;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -909,20 +909,6 @@ impl SwarmScheduler {
     }
 }
 
-fn image_of(spec: &AppSpec) -> Result<&str> {
-    match &spec.artifact {
-        Artifact::Image { name } => Ok(name),
-        Artifact::None => Err(Error::precondition(format!(
-            "{} has no build to run; push code or deploy an image first",
-            spec.app
-        ))),
-        Artifact::Slug { location } => Err(Error::precondition(format!(
-            "the swarm scheduler runs images, not slugs ({location}); use the local scheduler \
-             or build an image"
-        ))),
-    }
-}
-
 #[async_trait::async_trait]
 impl Scheduler for SwarmScheduler {
     fn backend(&self) -> &'static str {
@@ -945,7 +931,7 @@ impl Scheduler for SwarmScheduler {
         let shared = self.shared();
         let wants_processes = spec.formation.values().any(|n| *n > 0);
         let image = if wants_processes {
-            let image = image_of(spec)?;
+            let image = docker_engine::image_of(spec, "swarm")?;
             if let Err(e) = shared.docker.inspect_image(image).await {
                 return Err(match map_err(e) {
                     Error::NotFound { .. } => Error::precondition(format!(
@@ -1146,7 +1132,7 @@ impl Scheduler for SwarmScheduler {
     async fn run(&self, request: &RunRequest) -> Result<RunOutcome> {
         check_name("app", &request.spec.app)?;
         let spec = &*self.slug_images().resolve(&request.spec).await?;
-        let image = image_of(spec)?.to_string();
+        let image = docker_engine::image_of(spec, "swarm")?.to_string();
         self.ensure_network().await?;
         let shared = self.shared();
         let config = &shared.config;
@@ -1190,7 +1176,7 @@ impl Scheduler for SwarmScheduler {
             .map_err(|e| match map_err(e) {
                 Error::NotFound { .. } => Error::precondition(format!(
                     "image {} is not on this Docker host (images are never pulled)",
-                    image_of(spec).unwrap_or_default()
+                    docker_engine::image_of(spec, "swarm").unwrap_or_default()
                 )),
                 other => other,
             })?;
