@@ -5,16 +5,23 @@ use http::uri::Authority;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::net::TcpStream;
 
 /// One upstream endpoint, the number of requests in flight to it and its idle keep-alive
-/// connections (kept across table changes as long as the endpoint stays in the table).
+/// connections (kept across table changes as long as the endpoint stays in the table): those
+/// of hyper's client (HTTP/2 clients, HTTP/1.0 and the other requests hyper serves) and the
+/// raw sockets of the HTTP/1.1 fast path (see `fast`).
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     pub(crate) address: String,
     /// The address when it is an IP and port (no name to resolve).
     pub(crate) socket_addr: Option<SocketAddr>,
     inflight: AtomicUsize,
-    idle: Mutex<Vec<IdleConnection>>,
+    /// Idle connections of hyper's HTTP/1.1 client.
+    pub(crate) idle: IdleList<IdleConnection>,
+    /// Idle sockets of the fast path, each between two complete exchanges.
+    pub(crate) idle_sockets: IdleList<TcpStream>,
 }
 
 impl Endpoint {
@@ -26,34 +33,9 @@ impl Endpoint {
             address: address.to_string(),
             socket_addr: address.parse().ok(),
             inflight: AtomicUsize::new(0),
-            idle: Mutex::new(Vec::new()),
+            idle: IdleList::default(),
+            idle_sockets: IdleList::default(),
         })
-    }
-
-    fn idle_list(&self) -> std::sync::MutexGuard<'_, Vec<IdleConnection>> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The most recently used idle connection, if any.
-    pub(crate) fn take_idle(&self) -> Option<IdleConnection> {
-        self.idle_list().pop()
-    }
-
-    /// Keeps a connection for the next request, unless `limits.max_idle` are kept already;
-    /// drops the connections that have been idle longer than `limits.idle_timeout`.
-    pub(crate) fn put_idle(&self, connection: IdleConnection, limits: PoolLimits) {
-        let mut idle = self.idle_list();
-        // The list is oldest first: the expired ones are at the front.
-        let expired = idle
-            .iter()
-            .take_while(|old| old.idle_for() >= limits.idle_timeout)
-            .count();
-        if expired > 0 {
-            idle.drain(..expired);
-        }
-        if idle.len() < limits.max_idle {
-            idle.push(connection);
-        }
     }
 
     /// Counts a request in flight until the guard is dropped.
@@ -74,6 +56,52 @@ pub(crate) struct InflightGuard(Arc<Endpoint>);
 impl Drop for InflightGuard {
     fn drop(&mut self) {
         self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Idle keep-alive connections of one kind, oldest first, each with the time it went idle.
+#[derive(Debug)]
+pub(crate) struct IdleList<T>(Mutex<Vec<(Instant, T)>>);
+
+impl<T> Default for IdleList<T> {
+    fn default() -> Self {
+        Self(Mutex::new(Vec::new()))
+    }
+}
+
+impl<T> IdleList<T> {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, T)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most recently used connection that has been idle less than `limits.idle_timeout`
+    /// (older ones are dropped on the way).
+    pub(crate) fn take(&self, limits: PoolLimits) -> Option<T> {
+        let mut list = self.list();
+        while let Some((since, connection)) = list.pop() {
+            if since.elapsed() < limits.idle_timeout {
+                return Some(connection);
+            }
+            // The newest is expired, so is every older one.
+            list.clear();
+        }
+        None
+    }
+
+    /// Keeps a connection for the next request, unless `limits.max_idle` are kept already;
+    /// drops the connections that have been idle longer than `limits.idle_timeout`.
+    pub(crate) fn put(&self, connection: T, limits: PoolLimits) {
+        let mut list = self.list();
+        let expired = list
+            .iter()
+            .take_while(|(since, _)| since.elapsed() >= limits.idle_timeout)
+            .count();
+        if expired > 0 {
+            list.drain(..expired);
+        }
+        if list.len() < limits.max_idle {
+            list.push((Instant::now(), connection));
+        }
     }
 }
 

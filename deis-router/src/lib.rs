@@ -47,6 +47,7 @@ mod allow;
 mod balance;
 mod body;
 mod config;
+mod fast;
 mod headers;
 mod metrics;
 pub mod nginx;

@@ -216,24 +216,32 @@ fn error_answer(status: StatusCode) -> Response<ResponseBody> {
 }
 
 fn redirect(host: &str, uri: &Uri, https_port: u16) -> Response<ResponseBody> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    match https_location(host, path, https_port) {
+        Some(location) => {
+            let mut response = answer(StatusCode::MOVED_PERMANENTLY, "moved to https\n");
+            if let Ok(location) = HeaderValue::from_str(&location) {
+                response.headers_mut().insert(header::LOCATION, location);
+            }
+            response
+        }
+        None => answer(StatusCode::BAD_REQUEST, "bad host\n"),
+    }
+}
+
+/// The https URL of `host` (its port replaced by `https_port`, left out when 443) and
+/// `path`; `None` when that is no valid header value.
+pub(crate) fn https_location(host: &str, path: &str, https_port: u16) -> Option<String> {
     let name = match host.rsplit_once(':') {
         Some((name, port)) if !name.is_empty() && !port.contains(']') => name,
         _ => host,
     };
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let location = if https_port == 443 {
         format!("https://{name}{path}")
     } else {
         format!("https://{name}:{https_port}{path}")
     };
-    match HeaderValue::from_str(&location) {
-        Ok(location) => {
-            let mut response = answer(StatusCode::MOVED_PERMANENTLY, "moved to https\n");
-            response.headers_mut().insert(header::LOCATION, location);
-            response
-        }
-        Err(_) => answer(StatusCode::BAD_REQUEST, "bad host\n"),
-    }
+    HeaderValue::from_str(&location).is_ok().then_some(location)
 }
 
 /// One request on its way upstream, possibly tried on several endpoints.

@@ -2,8 +2,10 @@
 //! HTTP/2 (with upgrades), and shut down gracefully.
 
 use crate::config::ListenerKind;
+use crate::fast::{self, Rewind};
 use crate::proxy::{self, ConnInfo, Shared};
 use crate::proxy_protocol::{read_header, ProxyHeader};
+use bytes::BytesMut;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::Request;
@@ -89,6 +91,9 @@ async fn accept_loop(
 ) {
     let graceful = GracefulShutdown::new();
     let (force, force_rx) = watch::channel(false);
+    // Tells connections on the HTTP/1.1 fast path to stop taking requests (hyper's ones
+    // hear it from `graceful`).
+    let (draining, draining_rx) = watch::channel(false);
     // Once the `Listening` handle is dropped nobody can stop the listener: keep serving.
     let mut detached = false;
     let grace = loop {
@@ -98,9 +103,10 @@ async fn accept_loop(
                     let endpoint = endpoint.clone();
                     let watcher = graceful.watcher();
                     let force = force_rx.clone();
+                    let draining = draining_rx.clone();
                     tokio::spawn(async move {
                         tokio::select! {
-                            () = connection(stream, peer, endpoint, watcher) => {}
+                            () = connection(stream, peer, endpoint, watcher, draining) => {}
                             _ = wait_true(force) => {}
                         }
                     });
@@ -118,6 +124,7 @@ async fn accept_loop(
         }
     };
     drop(listener);
+    let _ = draining.send(true);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
@@ -136,7 +143,13 @@ async fn wait_true(mut flag: watch::Receiver<bool>) {
     }
 }
 
-async fn connection(mut stream: TcpStream, peer: SocketAddr, endpoint: Endpoint, watcher: Watcher) {
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    endpoint: Endpoint,
+    watcher: Watcher,
+    draining: watch::Receiver<bool>,
+) {
     let _ = stream.set_nodelay(true);
     let local = stream.local_addr().map_or(0, |a| a.port());
     let header_timeout = endpoint.shared.config.header_read_timeout;
@@ -167,32 +180,53 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, endpoint: Endpoint,
     match &endpoint.tls {
         Some(acceptor) => {
             match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => serve(tls, info, &endpoint, watcher).await,
+                Ok(Ok(tls)) => {
+                    // HTTP/2 clients (ALPN h2) go straight to hyper.
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    let draining = (!h2).then_some(draining);
+                    serve(tls, info, &endpoint, watcher, draining).await
+                }
                 Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         }
-        None => serve(stream, info, &endpoint, watcher).await,
+        None => serve(stream, info, &endpoint, watcher, Some(draining)).await,
     }
 }
 
-async fn serve<I>(io: I, info: ConnInfo, endpoint: &Endpoint, watcher: Watcher)
-where
+/// Serves one connection: app listeners start on the HTTP/1.1 fast path (when `draining`
+/// is given) and hand the connection to hyper for what it does not take.
+async fn serve<I>(
+    io: I,
+    info: ConnInfo,
+    endpoint: &Endpoint,
+    watcher: Watcher,
+    draining: Option<watch::Receiver<bool>>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let shared = endpoint.shared.clone();
-    let io = TokioIo::new(io);
     let result = match endpoint.kind {
         ListenerKind::Admin => {
             let service =
                 service_fn(move |req: Request<Incoming>| proxy::admin(shared.clone(), req));
+            let io = TokioIo::new(io);
             let conn = endpoint.builder.serve_connection_with_upgrades(io, service);
             watcher.watch(conn.into_owned()).await
         }
         ListenerKind::Http | ListenerKind::Https => {
+            let io = match draining {
+                Some(mut draining) => match fast::serve(io, info, &shared, &mut draining).await {
+                    fast::Ending::Closed => return,
+                    fast::Ending::Handoff(io, read) => Rewind::new(io, read),
+                },
+                None => Rewind::new(io, BytesMut::new()),
+            };
             let service =
                 service_fn(move |req: Request<Incoming>| proxy::handle(shared.clone(), info, req));
-            let conn = endpoint.builder.serve_connection_with_upgrades(io, service);
+            let conn = endpoint
+                .builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service);
             watcher.watch(conn.into_owned()).await
         }
     };

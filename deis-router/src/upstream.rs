@@ -23,7 +23,7 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpStream;
 
 type Connection = Pin<Box<http1::Connection<TokioIo<TcpStream>, UpstreamBody>>>;
@@ -32,21 +32,11 @@ type Connection = Pin<Box<http1::Connection<TokioIo<TcpStream>, UpstreamBody>>>;
 pub(crate) struct IdleConnection {
     sender: http1::SendRequest<UpstreamBody>,
     connection: Connection,
-    since: Instant,
 }
 
 impl fmt::Debug for IdleConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdleConnection")
-            .field("since", &self.since)
-            .finish_non_exhaustive()
-    }
-}
-
-impl IdleConnection {
-    /// How long the connection has been idle.
-    pub(crate) fn idle_for(&self) -> Duration {
-        self.since.elapsed()
+        f.debug_struct("IdleConnection").finish_non_exhaustive()
     }
 }
 
@@ -76,7 +66,7 @@ impl fmt::Display for SendError {
     }
 }
 
-async fn connect(endpoint: &Endpoint, limits: PoolLimits) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect(endpoint: &Endpoint, limits: PoolLimits) -> std::io::Result<TcpStream> {
     let connecting = async {
         match endpoint.socket_addr {
             Some(addr) => TcpStream::connect(addr).await,
@@ -91,14 +81,10 @@ async fn connect(endpoint: &Endpoint, limits: PoolLimits) -> std::io::Result<Tcp
 }
 
 /// A connection taken from the pool, made ready to send: `None` when it was closed meanwhile.
-fn revive(idle: IdleConnection, limits: PoolLimits) -> Option<IdleConnection> {
-    if idle.idle_for() >= limits.idle_timeout {
-        return None;
-    }
+fn revive(idle: IdleConnection) -> Option<IdleConnection> {
     let IdleConnection {
         mut sender,
         mut connection,
-        since,
     } = idle;
     // One poll with a no-op waker: the connection reads what arrived while it was idle (a
     // close) and marks itself ready for the next request; it is polled for real from the
@@ -108,11 +94,7 @@ fn revive(idle: IdleConnection, limits: PoolLimits) -> Option<IdleConnection> {
         return None;
     }
     match sender.poll_ready(&mut cx) {
-        Poll::Ready(Ok(())) => Some(IdleConnection {
-            sender,
-            connection,
-            since,
-        }),
+        Poll::Ready(Ok(())) => Some(IdleConnection { sender, connection }),
         _ => None,
     }
 }
@@ -130,7 +112,7 @@ pub(crate) async fn send(
     guard: InflightGuard,
 ) -> Result<Response<PooledBody>, SendError> {
     loop {
-        let (idle, reused) = match endpoint.take_idle().and_then(|idle| revive(idle, limits)) {
+        let (idle, reused) = match endpoint.idle.take(limits).and_then(revive) {
             Some(idle) => (idle, true),
             None => {
                 let stream = connect(endpoint, limits)
@@ -140,14 +122,7 @@ pub(crate) async fn send(
                     .await
                     .map_err(SendError::Request)?;
                 let connection = Box::pin(connection);
-                (
-                    IdleConnection {
-                        sender,
-                        connection,
-                        since: Instant::now(),
-                    },
-                    false,
-                )
+                (IdleConnection { sender, connection }, false)
             }
         };
         let IdleConnection {
@@ -281,14 +256,9 @@ impl Drop for PooledBody {
             return;
         }
         if let Some((sender, connection)) = self.connection.take() {
-            self.endpoint.put_idle(
-                IdleConnection {
-                    sender,
-                    connection,
-                    since: Instant::now(),
-                },
-                self.limits,
-            );
+            self.endpoint
+                .idle
+                .put(IdleConnection { sender, connection }, self.limits);
         }
     }
 }

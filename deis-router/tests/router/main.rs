@@ -2,6 +2,7 @@
 //! rustls clients; the nginx backend with the real nginx binary.
 
 mod common;
+mod fast_path;
 mod limits;
 mod nginx;
 mod pool;
