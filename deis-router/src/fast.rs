@@ -565,7 +565,14 @@ where
         let endpoint = &entry.endpoints[index];
         let guard = endpoint.start();
         let started = std::time::Instant::now();
-        let pooled = endpoint.idle_sockets.take(limits).and_then(alive);
+        // A pooled socket the endpoint closed while idle: noticed below when nothing can be
+        // read from it, and the request is sent again on a new one, but only when sending it
+        // twice is harmless; a request that is not must be sent once, on a socket checked
+        // first (one more system call).
+        let pooled = endpoint
+            .idle_sockets
+            .take(limits)
+            .and_then(|socket| if resendable { Some(socket) } else { alive(socket) });
         let (mut socket, mut reused) = match pooled {
             Some(socket) => (socket, true),
             None => match connect_before(endpoint, limits, deadline).await {
@@ -589,6 +596,7 @@ where
                 buffers,
                 unread_body,
                 request.method,
+                hsts.is_some(),
                 deadline,
             )
             .await;
@@ -684,6 +692,7 @@ async fn exchange<I>(
     buffers: &mut Buffers,
     unread_body: u64,
     method: Method,
+    hsts: bool,
     deadline: Instant,
 ) -> Result<ResponseHead, NoResponse>
 where
@@ -707,7 +716,7 @@ where
     buffers.upstream.clear();
     loop {
         let head = loop {
-            match parse_response(&buffers.upstream, method, &mut buffers.out) {
+            match parse_response(&buffers.upstream, method, hsts, &mut buffers.out) {
                 Ok(Some(head)) => break head,
                 Ok(None) if buffers.upstream.len() < MAX_HEAD => {}
                 Ok(None) | Err(()) => return Err(NoResponse::Failed(UNREACHABLE)),
@@ -778,10 +787,12 @@ where
 }
 
 /// Parses a response head into the head for the client (`out`): status line, the endpoint's
-/// headers without hop-by-hop ones, HSTS is added later by `relay`.
+/// headers without hop-by-hop ones (and without its `Strict-Transport-Security` when the
+/// router's `hsts` replaces it in `relay`).
 fn parse_response(
     buf: &[u8],
     method: Method,
+    hsts: bool,
     out: &mut Vec<u8>,
 ) -> Result<Option<(usize, ResponseHead)>, ()> {
     let mut storage = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -857,7 +868,8 @@ fn parse_response(
                     .any(|n| n.eq_ignore_ascii_case(name.as_bytes())));
         // `Content-Length` next to `Transfer-Encoding` is dropped (RFC 9112 §6.3).
         let conflicting = chunked.is_some() && name.eq_ignore_ascii_case("content-length");
-        if skip || conflicting {
+        let replaced = hsts && name.eq_ignore_ascii_case("strict-transport-security");
+        if skip || conflicting || replaced {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -1160,7 +1172,7 @@ mod tests {
 
     fn response_head(head: &str, method: Method) -> (String, ResponseHead) {
         let mut out = Vec::new();
-        let (len, parsed) = parse_response(head.as_bytes(), method, &mut out)
+        let (len, parsed) = parse_response(head.as_bytes(), method, false, &mut out)
             .expect("parses")
             .expect("complete");
         assert_eq!(len, head.len());
@@ -1195,6 +1207,7 @@ mod tests {
         assert!(parse_response(
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
             Method::Get,
+            false,
             &mut out
         )
         .is_err());
