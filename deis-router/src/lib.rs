@@ -7,8 +7,11 @@
 //!
 //! # The built-in router
 //!
-//! [`BuiltinRouter`] (hyper 1, hyper-util, rustls) compiles each table once and swaps it in
-//! with one `ArcSwap` store: no reload, no dropped request, no cut WebSocket. Its listeners
+//! [`BuiltinRouter`] (httparse, hyper 1, hyper-util, rustls) compiles each table once and
+//! swaps it in with one `ArcSwap` store: no reload, no dropped request, no cut WebSocket.
+//! Plain HTTP/1.1 requests take a fast path that relays heads and bodies between two sockets
+//! (see `fast`); everything else (HTTP/2, upgrades, chunked request bodies, HTTP/1.0) is
+//! served by hyper, on the same connection. Its listeners
 //! are started with [`BuiltinRouter::listen`] (port 0 allowed; [`Listening::local_addr`]
 //! tells the real one) and stopped gracefully with [`Listening::shutdown`].
 //!
