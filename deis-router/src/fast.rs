@@ -266,7 +266,9 @@ fn parse_request(buf: &[u8], conn: ConnInfo, shared: &Shared, out: &mut Vec<u8>)
     let mut forwarded_for_seen = false;
     for header in request.headers.iter() {
         let name = header.name;
+        // `Host` and `Content-Length` are written by the router, once each.
         let skip = name.eq_ignore_ascii_case("host")
+            || name.eq_ignore_ascii_case("content-length")
             || name.eq_ignore_ascii_case("x-forwarded-proto")
             || name.eq_ignore_ascii_case("x-forwarded-port")
             || HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
