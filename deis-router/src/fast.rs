@@ -206,7 +206,7 @@ fn parse_request(buf: &[u8], conn: ConnInfo, shared: &Shared, out: &mut Vec<u8>)
     let mut host = None;
     let mut content_length = None;
     let mut close = false;
-    let mut forwarded_https = false;
+    let mut forwarded_https = None;
     let mut named_by_connection: [&[u8]; 8] = [b""; 8];
     let mut named = 0;
     for header in request.headers.iter() {
@@ -245,15 +245,19 @@ fn parse_request(buf: &[u8], conn: ConnInfo, shared: &Shared, out: &mut Vec<u8>)
                     named += 1;
                 }
             }
-        } else if name.eq_ignore_ascii_case("x-forwarded-proto") {
-            forwarded_https = header
-                .value
-                .split(|b| *b == b',')
-                .next()
-                .is_some_and(|proto| proto.trim_ascii().eq_ignore_ascii_case(b"https"));
+        } else if name.eq_ignore_ascii_case("x-forwarded-proto") && forwarded_https.is_none() {
+            // The first value of the first header, as the hyper path reads it.
+            forwarded_https = Some(
+                header
+                    .value
+                    .split(|b| *b == b',')
+                    .next()
+                    .is_some_and(|proto| proto.trim_ascii().eq_ignore_ascii_case(b"https")),
+            );
         }
     }
-    let https = conn.https || (shared.config.trust_forwarded_proto && forwarded_https);
+    let https =
+        conn.https || (shared.config.trust_forwarded_proto && forwarded_https == Some(true));
     let host_value: &[u8] = host.clone().map_or(b"", |r| &buf[r]);
 
     out.clear();
@@ -571,10 +575,13 @@ where
         // read from it, and the request is sent again on a new one, but only when sending it
         // twice is harmless; a request that is not must be sent once, on a socket checked
         // first (one more system call).
-        let pooled = endpoint
-            .idle_sockets
-            .take(limits)
-            .and_then(|socket| if resendable { Some(socket) } else { alive(socket) });
+        let pooled = endpoint.idle_sockets.take(limits).and_then(|socket| {
+            if resendable {
+                Some(socket)
+            } else {
+                alive(socket)
+            }
+        });
         let (mut socket, mut reused) = match pooled {
             Some(socket) => (socket, true),
             None => match connect_before(endpoint, limits, deadline).await {
