@@ -5,6 +5,10 @@
 //! - The build context is the pushed tree as a tar, less what `.dockerignore` names
 //!   (patterns are relative to the root, `!` re-includes, `**` spans directories; the
 //!   `Dockerfile` and `.dockerignore` are always sent, as the docker CLI does).
+//! - With a registry ([`ImageBuilder::registry`], a loopback `docker-registry` on the Swarm
+//!   topology), the built image is also tagged `<registry>/<app>:git-<sha7>` and pushed
+//!   there, and that reference is what the release runs, so every node can fetch it.
+//!   [`ImageBuilder::publish`] does the same for an image deployed with `deis pull`.
 //! - The image is tagged `<app>:git-<sha7>` and labelled `io.deis.app`/`io.deis.sha`; the
 //!   build runs with the classic builder, `rm`/`forcerm` (no intermediate containers left,
 //!   even after a failed step) and no pull: the base image must be on the engine already.
@@ -16,7 +20,10 @@
 
 use crate::buildpack::BuildLog;
 use crate::BuildError;
-use bollard::query_parameters::{BuildImageOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, PushImageOptionsBuilder,
+    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
 use bollard::Docker;
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -36,6 +43,9 @@ pub const LABEL_SHA: &str = "io.deis.sha";
 pub struct ImageBuilder {
     /// The engine's unix socket.
     pub socket: String,
+    /// The registry (`host:port`, e.g. `127.0.0.1:5000`) built images are pushed to;
+    /// `None` keeps them on the engine only.
+    pub registry: Option<String>,
 }
 
 impl ImageBuilder {
@@ -43,7 +53,14 @@ impl ImageBuilder {
     pub fn new(socket: impl Into<String>) -> Self {
         ImageBuilder {
             socket: socket.into(),
+            registry: None,
         }
+    }
+
+    /// Pushes what it builds to `registry` (`host:port`).
+    pub fn with_registry(mut self, registry: impl Into<String>) -> Self {
+        self.registry = Some(registry.into());
+        self
     }
 
     async fn connect(&self) -> Result<Docker, BuildError> {
@@ -94,11 +111,58 @@ impl ImageBuilder {
         let config = inspect.config.unwrap_or_default();
         let runs_something = config.cmd.as_ref().is_some_and(|c| !c.is_empty())
             || config.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
+        let image = match &self.registry {
+            Some(registry) => {
+                let _ = log
+                    .send(format!(
+                        "-----> Pushing the image to the registry {registry}"
+                    ))
+                    .await;
+                let (_, version) = tag.split_once(':').unwrap_or((&tag, "latest"));
+                tokio::time::timeout(
+                    timeout,
+                    push_to_registry(&docker, &tag, registry, app, version),
+                )
+                .await
+                .unwrap_or(Err(BuildError::Timeout {
+                    step: "docker push",
+                    seconds: timeout.as_secs(),
+                }))?
+            }
+            None => tag,
+        };
         Ok(BuiltImage {
             exposed_port: lowest_tcp_port(config.exposed_ports.as_deref().unwrap_or_default()),
             has_command: runs_something,
-            image: tag,
+            image,
         })
+    }
+
+    /// Publishes `source` (an image on the engine, or one it can pull) to the registry as
+    /// `<registry>/<app>:id-<12 hex digits of the image id>` and returns that reference, as
+    /// Deis v1's controller did for `deis pull` (the tag names the content, so publishing
+    /// the same image twice is one tag). An image already in the registry, or any image
+    /// without a registry, is returned unchanged once the engine has it.
+    pub async fn publish(&self, source: &str, app: &str) -> Result<String, BuildError> {
+        let docker = self.connect().await?;
+        let inspect = match docker.inspect_image(source).await {
+            Ok(inspect) => inspect,
+            Err(_) => {
+                pull(&docker, source).await?;
+                docker.inspect_image(source).await.map_err(|e| {
+                    BuildError::ImageBuild(format!("inspecting {source}: {}", engine_message(e)))
+                })?
+            }
+        };
+        let Some(registry) = &self.registry else {
+            return Ok(source.to_string());
+        };
+        if source.starts_with(&format!("{registry}/")) {
+            return Ok(source.to_string());
+        }
+        let id = inspect.id.unwrap_or_default();
+        let digits: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+        push_to_registry(&docker, source, registry, app, &format!("id-{digits}")).await
     }
 
     /// Removes an image this builder made (e.g. one no release names); a gone one is fine.
@@ -150,10 +214,111 @@ impl ImageBuilder {
     }
 }
 
+/// `<registry>/<app>:<version>`: where `app`'s image of `version` lives in `registry`.
+pub fn registry_reference(registry: &str, app: &str, version: &str) -> String {
+    format!("{registry}/{app}:{version}")
+}
+
+/// Checks a registry address: `host:port` (no scheme, no path), as image references take
+/// it.
+pub fn check_registry(address: &str) -> Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("registry {address:?}: expected host:port, e.g. 127.0.0.1:5000"))?;
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+    if !host_ok || !port.parse::<u16>().is_ok_and(|p| p > 0) {
+        return Err(format!(
+            "registry {address:?}: expected host:port, e.g. 127.0.0.1:5000"
+        ));
+    }
+    Ok(())
+}
+
+/// Tags `source` as `<registry>/<app>:<version>` on the engine and pushes it; the
+/// registry reference.
+async fn push_to_registry(
+    docker: &Docker,
+    source: &str,
+    registry: &str,
+    app: &str,
+    version: &str,
+) -> Result<String, BuildError> {
+    let repository = format!("{registry}/{app}");
+    let options = TagImageOptionsBuilder::new()
+        .repo(&repository)
+        .tag(version)
+        .build();
+    docker.tag_image(source, Some(options)).await.map_err(|e| {
+        BuildError::ImageBuild(format!(
+            "tagging {source} as {repository}:{version}: {}",
+            engine_message(e)
+        ))
+    })?;
+    let options = PushImageOptionsBuilder::new().tag(version).build();
+    // A registry without authentication still wants the header.
+    let mut stream = docker.push_image(
+        &repository,
+        Some(options),
+        Some(bollard::auth::DockerCredentials::default()),
+    );
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| {
+            BuildError::ImageBuild(format!(
+                "pushing {repository}:{version}: {}",
+                engine_message(e)
+            ))
+        })?;
+        let error = info
+            .error_detail
+            .and_then(|d| d.message)
+            .filter(|m| !m.is_empty());
+        if let Some(message) = error {
+            return Err(BuildError::ImageBuild(format!(
+                "pushing {repository}:{version}: {}",
+                message.trim()
+            )));
+        }
+    }
+    Ok(registry_reference(registry, app, version))
+}
+
+/// Has the engine pull `image` (from the registry its name points at).
+async fn pull(docker: &Docker, image: &str) -> Result<(), BuildError> {
+    let options = CreateImageOptionsBuilder::new().from_image(image).build();
+    let mut stream = docker.create_image(
+        Some(options),
+        None,
+        Some(bollard::auth::DockerCredentials::default()),
+    );
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| {
+            BuildError::ImageBuild(format!(
+                "the image {image} is not on the engine and cannot be pulled: {}",
+                engine_message(e)
+            ))
+        })?;
+        let error = info
+            .error_detail
+            .and_then(|d| d.message)
+            .filter(|m| !m.is_empty());
+        if let Some(message) = error {
+            return Err(BuildError::ImageBuild(format!(
+                "the image {image} is not on the engine and cannot be pulled: {}",
+                message.trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What a Dockerfile build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltImage {
-    /// The image reference, `<app>:git-<sha7>`.
+    /// The image reference, `<app>:git-<sha7>` (`<registry>/<app>:git-<sha7>` with a
+    /// registry).
     pub image: String,
     /// The lowest TCP port the image `EXPOSE`s, if any.
     pub exposed_port: Option<u16>,
