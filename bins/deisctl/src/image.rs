@@ -2,7 +2,7 @@
 //! `etcd`, `git` (with its receive/upload helpers), `ssh-keygen`, `curl` (the builder's git
 //! hooks call it) and a static busybox (every applet linked into `/bin`, so the image is
 //! also the slug runner apps run on), each with the shared libraries `ldd` lists, on
-//! `FROM scratch`; and, for the Swarm topology,
+//! `FROM scratch`; and, for the Swarm topology, Debian's `docker-registry` and
 //! Debian's PostgreSQL server (`postgres`, `initdb`, its modules and share directory, a
 //! `postgres` user with uid 70 owning `/var/lib/postgresql`).
 
@@ -99,6 +99,19 @@ impl ImageSource {
             extras,
             postgres: None,
         })
+    }
+
+    /// Adds Debian's `docker-registry` (the Swarm topology's `registry` unit) to the image.
+    pub fn add_registry(&mut self) -> CtlResult<()> {
+        let registry = which("docker-registry")
+            .or_else(|| Some(PathBuf::from("/usr/bin/docker-registry")).filter(|p| p.is_file()))
+            .ok_or_else(|| {
+                CtlError(
+                    "docker-registry is not installed (apt-get install docker-registry), or pass --registry host:port".into(),
+                )
+            })?;
+        self.extras.push(registry);
+        Ok(())
     }
 
     /// The build context: a `Dockerfile` and `rootfs/` as a tar archive.
