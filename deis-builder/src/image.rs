@@ -138,7 +138,8 @@ impl ImageBuilder {
         })
     }
 
-    /// Publishes `source` (an image on the engine, or one it can pull) to the registry as
+    /// Publishes `source` (an image on the engine, or in a registry on loopback, which the
+    /// engine pulls it from) to the registry as
     /// `<registry>/<app>:id-<12 hex digits of the image id>` and returns that reference, as
     /// Deis v1's controller did for `deis pull` (the tag names the content, so publishing
     /// the same image twice is one tag). An image already in the registry, or any image
@@ -148,6 +149,11 @@ impl ImageBuilder {
         let inspect = match docker.inspect_image(source).await {
             Ok(inspect) => inspect,
             Err(_) => {
+                if !on_loopback_registry(source) {
+                    return Err(BuildError::ImageBuild(format!(
+                        "the image {source} is not on the engine, and images are pulled only from registries on loopback (127.0.0.1:<port>/<name>): build or load it on the engine first"
+                    )));
+                }
                 pull(&docker, source).await?;
                 docker.inspect_image(source).await.map_err(|e| {
                     BuildError::ImageBuild(format!("inspecting {source}: {}", engine_message(e)))
@@ -283,6 +289,19 @@ async fn push_to_registry(
         }
     }
     Ok(registry_reference(registry, app, version))
+}
+
+/// Whether `image` names a registry on loopback (`127.0.0.1:5000/app:v1`,
+/// `localhost:5000/app`), the only ones images are pulled from.
+fn on_loopback_registry(image: &str) -> bool {
+    let Some((registry, _)) = image.split_once('/') else {
+        return false;
+    };
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    host == "localhost"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Has the engine pull `image` (from the registry its name points at).
@@ -488,6 +507,23 @@ fn dockerignore(root: &Path) -> Result<ignore::gitignore::Gitignore, BuildError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_are_pulled_only_from_loopback_registries() {
+        assert!(on_loopback_registry("127.0.0.1:5000/app:v1"));
+        assert!(on_loopback_registry("localhost:5000/app"));
+        assert!(!on_loopback_registry("app:v1"));
+        assert!(!on_loopback_registry("library/busybox:latest"));
+        assert!(!on_loopback_registry("registry.example.com:5000/app:v1"));
+        assert!(check_registry("127.0.0.1:5000").is_ok());
+        assert!(check_registry("http://127.0.0.1:5000").is_err());
+        assert!(check_registry("127.0.0.1").is_err());
+        assert!(check_registry("127.0.0.1:0").is_err());
+        assert_eq!(
+            registry_reference("127.0.0.1:5000", "go", "git-abc1234"),
+            "127.0.0.1:5000/go:git-abc1234"
+        );
+    }
 
     fn entries(archive: &Path) -> Vec<String> {
         let mut tar = tar::Archive::new(std::fs::File::open(archive).unwrap());

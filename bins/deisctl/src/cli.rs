@@ -403,8 +403,12 @@ async fn platform_settings(args: &Args) -> CtlResult<PlatformSettings> {
         (
             Some(format!("postgres://deis:{password}@{p}-database:5432/deis")),
             Some(format!(
-                "swarm:///var/run/docker.sock?network={p}-data&endpoints=overlay&owner={p}&prefix={p}-&runner={p}-platform:{}&constraint=node.labels.deis.data==true",
-                env!("CARGO_PKG_VERSION")
+                "swarm:///var/run/docker.sock?network={p}-data&endpoints=overlay&owner={p}&prefix={p}-&runner={p}-platform:{}&constraint=node.labels.deis.data==true{}",
+                env!("CARGO_PKG_VERSION"),
+                registry
+                    .as_ref()
+                    .map(|r| format!("&registry={r}"))
+                    .unwrap_or_default()
             )),
             password,
             postgres.lib_dir.display().to_string(),

@@ -156,9 +156,11 @@ impl Drop for Platform {
             &format!("{p}-registry"),
         ]);
         // What was pushed to the platform's registry (tags of images built or published).
-        let pushed = format!("reference=127.0.0.1:{}/*", self.registry_port);
-        for image in docker(&["images", "-q", "--filter", &pushed]).split_whitespace() {
-            docker(&["rmi", "-f", image]);
+        for pattern in ["*", "*/*"] {
+            let pushed = format!("reference=127.0.0.1:{}/{pattern}", self.registry_port);
+            for image in docker(&["images", "-q", "--filter", &pushed]).split_whitespace() {
+                docker(&["rmi", "-f", image]);
+            }
         }
         // App (slug) images, and the platform image even when an earlier removal only
         // untagged it (a container still used it).
@@ -733,6 +735,21 @@ fn registry_images(w: &World, platform: &Platform) {
         "registry: deis pull published to {registry} and routed in {} ms",
         started.elapsed().as_millis()
     );
+    // An image the engine does not have is refused in one line, nothing pulled.
+    let missing = Command::new(&w.deis)
+        .args(["pull", &format!("{p}-missing:1"), "-a", "dockerapp"])
+        .current_dir(&dir)
+        .env("HOME", w.home())
+        .env("DEIS_PROFILE", "client")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&missing.stderr).to_string();
+    assert!(!missing.status.success(), "{said}");
+    assert!(said.contains("is not on the engine"), "{said}");
+    assert!(
+        !deis_in(w, &dir, &["releases"]).contains("v4"),
+        "the failed pull made no release"
+    );
     deis_in(
         w,
         &dir,
@@ -895,6 +912,16 @@ fn deisctl_stands_up_the_swarm_topology_that_serves_the_new_user_path_and_surviv
             placement.contains("node.labels.deis.data==true"),
             "{placement}"
         );
+        // The slug app runs from its slug image in the platform's registry.
+        let image = service_image(&format!("{p}-demo_web"));
+        let registry = format!("127.0.0.1:{}", platform.registry_port);
+        assert!(
+            image.starts_with(&format!("{registry}/{p}-deis-slug/demo:")),
+            "{image}"
+        );
+        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+        let tags = registry_tags(&platform, &format!("{p}-deis-slug/demo"));
+        assert!(tags.contains(&format!("\"{tag}\"")), "{tags}");
         // Both router meshes serve it.
         assert!(serves("demo.localhost", routers[1], "hello from demo"));
         network_isolation(w, &platform);

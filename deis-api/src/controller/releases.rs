@@ -141,7 +141,7 @@ impl Controller {
             .await
             .map_err(|e| match e {
                 deis_builder::BuildError::ImageBuild(message)
-                    if message.contains("cannot be pulled") =>
+                    if message.contains("is not on the engine") =>
                 {
                     ServiceError::field("image", "not_found", message)
                 }
