@@ -6,8 +6,9 @@
 //!   (patterns are relative to the root, `!` re-includes, `**` spans directories; the
 //!   `Dockerfile` and `.dockerignore` are always sent, as the docker CLI does).
 //! - With a registry ([`ImageBuilder::registry`], a loopback `docker-registry` on the Swarm
-//!   topology), the built image is also tagged `<registry>/<app>:git-<sha7>` and pushed
-//!   there, and that reference is what the release runs, so every node can fetch it.
+//!   topology), a built image that has something to run is also tagged
+//!   `<registry>/<app>:git-<sha7>` and pushed there ([`ImageBuilder::push_built`]), and
+//!   that reference is what the release runs, so every node can fetch it.
 //!   [`ImageBuilder::publish`] does the same for an image deployed with `deis pull`.
 //! - The image is tagged `<app>:git-<sha7>` and labelled `io.deis.app`/`io.deis.sha`; the
 //!   build runs with the classic builder, `rm`/`forcerm` (no intermediate containers left,
@@ -111,31 +112,42 @@ impl ImageBuilder {
         let config = inspect.config.unwrap_or_default();
         let runs_something = config.cmd.as_ref().is_some_and(|c| !c.is_empty())
             || config.entrypoint.as_ref().is_some_and(|e| !e.is_empty());
-        let image = match &self.registry {
-            Some(registry) => {
-                let _ = log
-                    .send(format!(
-                        "-----> Pushing the image to the registry {registry}"
-                    ))
-                    .await;
-                let (_, version) = tag.split_once(':').unwrap_or((&tag, "latest"));
-                tokio::time::timeout(
-                    timeout,
-                    push_to_registry(&docker, &tag, registry, app, version),
-                )
-                .await
-                .unwrap_or(Err(BuildError::Timeout {
-                    step: "docker push",
-                    seconds: timeout.as_secs(),
-                }))?
-            }
-            None => tag,
-        };
         Ok(BuiltImage {
             exposed_port: lowest_tcp_port(config.exposed_ports.as_deref().unwrap_or_default()),
             has_command: runs_something,
-            image,
+            image: tag,
         })
+    }
+
+    /// Pushes a built image (`<app>:<version>`) to the registry as
+    /// `<registry>/<app>:<version>` and returns that reference, the one the release runs;
+    /// without a registry the image stays as it is.
+    pub async fn push_built(
+        &self,
+        app: &str,
+        image: &str,
+        log: &BuildLog,
+        timeout: Duration,
+    ) -> Result<String, BuildError> {
+        let Some(registry) = &self.registry else {
+            return Ok(image.to_string());
+        };
+        let docker = self.connect().await?;
+        let _ = log
+            .send(format!(
+                "-----> Pushing the image to the registry {registry}"
+            ))
+            .await;
+        let (_, version) = image.split_once(':').unwrap_or((image, "latest"));
+        tokio::time::timeout(
+            timeout,
+            push_to_registry(&docker, image, registry, app, version),
+        )
+        .await
+        .unwrap_or(Err(BuildError::Timeout {
+            step: "docker push",
+            seconds: timeout.as_secs(),
+        }))
     }
 
     /// Publishes `source` (an image on the engine, or in a registry on loopback, which the
@@ -336,8 +348,8 @@ async fn pull(docker: &Docker, image: &str) -> Result<(), BuildError> {
 /// What a Dockerfile build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltImage {
-    /// The image reference, `<app>:git-<sha7>` (`<registry>/<app>:git-<sha7>` with a
-    /// registry).
+    /// The image reference on the engine, `<app>:git-<sha7>` (see
+    /// [`ImageBuilder::push_built`] for the registry's).
     pub image: String,
     /// The lowest TCP port the image `EXPOSE`s, if any.
     pub exposed_port: Option<u16>,

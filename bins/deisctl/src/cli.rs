@@ -598,3 +598,30 @@ async fn wait_discovery(url: &str) -> CtlResult<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_another_registry_instead_of_the_unit() {
+        let own = Args::try_parse_from(["deisctl", "--engine", "swarm", "list"]).unwrap();
+        assert!(own.topology().registry);
+        let units = components::parse_targets(&["platform".into()], 1, own.topology()).unwrap();
+        assert!(units.contains(&Unit::single(Component::Registry)));
+        let other = Args::try_parse_from([
+            "deisctl",
+            "--engine",
+            "swarm",
+            "--registry",
+            "registry.internal:5000",
+            "list",
+        ])
+        .unwrap();
+        assert!(!other.topology().registry);
+        let units = components::parse_targets(&["platform".into()], 1, other.topology()).unwrap();
+        assert!(!units.contains(&Unit::single(Component::Registry)));
+        assert!(crate::config::check_registry("registry.internal:5000").is_ok());
+        assert!(crate::config::check_registry("https://registry.internal").is_err());
+    }
+}
