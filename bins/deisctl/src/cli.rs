@@ -403,8 +403,8 @@ async fn platform_settings(args: &Args) -> CtlResult<PlatformSettings> {
         (
             Some(format!("postgres://deis:{password}@{p}-database:5432/deis")),
             Some(format!(
-                "swarm:///var/run/docker.sock?network={p}-data&endpoints=overlay&owner={p}&prefix={p}-&runner={p}-platform:{}&constraint=node.labels.deis.data==true{}",
-                env!("CARGO_PKG_VERSION"),
+                "swarm:///var/run/docker.sock?network={p}-data&endpoints=overlay&owner={p}&prefix={p}-&runner={}&constraint=node.labels.deis.data==true{}",
+                crate::engine::runner_tag(p),
                 registry
                     .as_ref()
                     .map(|r| format!("&registry={r}"))

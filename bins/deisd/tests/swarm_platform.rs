@@ -172,11 +172,13 @@ impl Drop for Platform {
                 docker(&["rmi", "-f", image]);
             }
         }
-        docker(&[
-            "rmi",
-            "-f",
-            &format!("{p}-platform:{}", env!("CARGO_PKG_VERSION")),
-        ]);
+        for image in ["platform", "runner"] {
+            docker(&[
+                "rmi",
+                "-f",
+                &format!("{p}-{image}:{}", env!("CARGO_PKG_VERSION")),
+            ]);
+        }
         if self.labelled_nodes {
             for node in docker(&["node", "ls", "-q"]).split_whitespace() {
                 for label in ["deis.control", "deis.etcd", "deis.router", "deis.data"] {

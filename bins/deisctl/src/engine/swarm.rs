@@ -82,6 +82,11 @@ pub fn network_name(prefix: &str, plane: &str) -> String {
     format!("{prefix}-{plane}")
 }
 
+/// The slug runner image of the platform `prefix`.
+pub fn runner_tag(prefix: &str) -> String {
+    format!("{prefix}-runner:{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// The node labels of the planes.
 pub const PLANE_LABELS: [&str; 4] = ["deis.control", "deis.etcd", "deis.router", "deis.data"];
 
@@ -152,9 +157,14 @@ impl SwarmEngine {
         format!("{}-data", self.prefix)
     }
 
-    /// The image's tag (also the slug runner apps run on).
+    /// The image's tag.
     pub fn image_tag(&self) -> String {
         format!("{}-platform:{}", self.prefix, env!("CARGO_PKG_VERSION"))
+    }
+
+    /// The slug runner's tag (busybox and curl: what slug apps run on).
+    pub fn runner_tag(&self) -> String {
+        runner_tag(&self.prefix)
     }
 
     async fn services(&self) -> CtlResult<Vec<Service>> {
@@ -427,6 +437,13 @@ impl PlatformEngine for SwarmEngine {
 
     async fn prepare(&self) -> CtlResult<Vec<String>> {
         build_platform_image(&self.docker, &self.image_tag(), &self.image, &self.prefix).await?;
+        build_platform_image(
+            &self.docker,
+            &self.runner_tag(),
+            &self.image.runner(),
+            &self.prefix,
+        )
+        .await?;
         let notes = self
             .label_nodes_when_unlabelled()
             .await?
@@ -684,14 +701,12 @@ impl PlatformEngine for SwarmEngine {
                 }
             }
         }
-        let options = RemoveImageOptionsBuilder::new().force(true).build();
-        if let Err(e) = self
-            .docker
-            .remove_image(&self.image_tag(), Some(options), None)
-            .await
-        {
-            if !matches!(status_code(&e), Some(404) | Some(409)) {
-                return Err(failed("removing the image")(e));
+        for tag in [self.image_tag(), self.runner_tag()] {
+            let options = RemoveImageOptionsBuilder::new().force(true).build();
+            if let Err(e) = self.docker.remove_image(&tag, Some(options), None).await {
+                if !matches!(status_code(&e), Some(404) | Some(409)) {
+                    return Err(failed("removing the image")(e));
+                }
             }
         }
         Ok(())
