@@ -300,7 +300,13 @@ impl Platform {
         let mut builder_settings = BuilderSettings::new(data.join("builder"), slugs);
         builder_settings.buildpacks = config.buildpacks.clone();
         builder_settings.limits = config.build_limits;
-        builder_settings.image_builder = image_builder_for(scheduler.as_ref());
+        builder_settings.image_builder = image_builder_for(scheduler.as_ref()).map(|builder| {
+            match &config.settings.registry {
+                // Dockerfile builds go to the registry `deis pull` publishes to.
+                Some(registry) => builder.with_registry(registry.clone()),
+                None => builder,
+            }
+        });
         let builder = Builder::new(builder_settings);
         let hooks = HookServer::start(
             data.join("builder.sock"),

@@ -5,6 +5,11 @@
 //! - The build context is the pushed tree as a tar, less what `.dockerignore` names
 //!   (patterns are relative to the root, `!` re-includes, `**` spans directories; the
 //!   `Dockerfile` and `.dockerignore` are always sent, as the docker CLI does).
+//! - With a registry ([`ImageBuilder::registry`], a loopback `docker-registry` on the Swarm
+//!   topology), a built image that has something to run is also tagged
+//!   `<registry>/<app>:git-<sha7>` and pushed there ([`ImageBuilder::push_built`]), and
+//!   that reference is what the release runs, so every node can fetch it.
+//!   [`ImageBuilder::publish`] does the same for an image deployed with `deis pull`.
 //! - The image is tagged `<app>:git-<sha7>` and labelled `io.deis.app`/`io.deis.sha`; the
 //!   build runs with the classic builder, `rm`/`forcerm` (no intermediate containers left,
 //!   even after a failed step) and no pull: the base image must be on the engine already.
@@ -16,7 +21,10 @@
 
 use crate::buildpack::BuildLog;
 use crate::BuildError;
-use bollard::query_parameters::{BuildImageOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateImageOptionsBuilder, PushImageOptionsBuilder,
+    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
 use bollard::Docker;
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -36,6 +44,9 @@ pub const LABEL_SHA: &str = "io.deis.sha";
 pub struct ImageBuilder {
     /// The engine's unix socket.
     pub socket: String,
+    /// The registry (`host:port`, e.g. `127.0.0.1:5000`) built images are pushed to;
+    /// `None` keeps them on the engine only.
+    pub registry: Option<String>,
 }
 
 impl ImageBuilder {
@@ -43,7 +54,14 @@ impl ImageBuilder {
     pub fn new(socket: impl Into<String>) -> Self {
         ImageBuilder {
             socket: socket.into(),
+            registry: None,
         }
+    }
+
+    /// Pushes what it builds to `registry` (`host:port`).
+    pub fn with_registry(mut self, registry: impl Into<String>) -> Self {
+        self.registry = Some(registry.into());
+        self
     }
 
     async fn connect(&self) -> Result<Docker, BuildError> {
@@ -101,6 +119,70 @@ impl ImageBuilder {
         })
     }
 
+    /// Pushes a built image (`<app>:<version>`) to the registry as
+    /// `<registry>/<app>:<version>` and returns that reference, the one the release runs;
+    /// without a registry the image stays as it is.
+    pub async fn push_built(
+        &self,
+        app: &str,
+        image: &str,
+        log: &BuildLog,
+        timeout: Duration,
+    ) -> Result<String, BuildError> {
+        let Some(registry) = &self.registry else {
+            return Ok(image.to_string());
+        };
+        let docker = self.connect().await?;
+        let _ = log
+            .send(format!(
+                "-----> Pushing the image to the registry {registry}"
+            ))
+            .await;
+        let (_, version) = image.split_once(':').unwrap_or((image, "latest"));
+        tokio::time::timeout(
+            timeout,
+            push_to_registry(&docker, image, registry, app, version),
+        )
+        .await
+        .unwrap_or(Err(BuildError::Timeout {
+            step: "docker push",
+            seconds: timeout.as_secs(),
+        }))
+    }
+
+    /// Publishes `source` (an image on the engine, or in a registry on loopback, which the
+    /// engine pulls it from) to the registry as
+    /// `<registry>/<app>:id-<12 hex digits of the image id>` and returns that reference, as
+    /// Deis v1's controller did for `deis pull` (the tag names the content, so publishing
+    /// the same image twice is one tag). An image already in the registry, or any image
+    /// without a registry, is returned unchanged once the engine has it.
+    pub async fn publish(&self, source: &str, app: &str) -> Result<String, BuildError> {
+        let docker = self.connect().await?;
+        let inspect = match docker.inspect_image(source).await {
+            Ok(inspect) => inspect,
+            Err(_) => {
+                if !on_loopback_registry(source) {
+                    return Err(BuildError::ImageBuild(format!(
+                        "the image {source} is not on the engine, and images are pulled only from registries on loopback (127.0.0.1:<port>/<name>): build or load it on the engine first"
+                    )));
+                }
+                pull(&docker, source).await?;
+                docker.inspect_image(source).await.map_err(|e| {
+                    BuildError::ImageBuild(format!("inspecting {source}: {}", engine_message(e)))
+                })?
+            }
+        };
+        let Some(registry) = &self.registry else {
+            return Ok(source.to_string());
+        };
+        if source.starts_with(&format!("{registry}/")) {
+            return Ok(source.to_string());
+        }
+        let id = inspect.id.unwrap_or_default();
+        let digits: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+        push_to_registry(&docker, source, registry, app, &format!("id-{digits}")).await
+    }
+
     /// Removes an image this builder made (e.g. one no release names); a gone one is fine.
     pub async fn remove(&self, image: &str) -> Result<(), BuildError> {
         let docker = self.connect().await?;
@@ -150,10 +232,124 @@ impl ImageBuilder {
     }
 }
 
+/// `<registry>/<app>:<version>`: where `app`'s image of `version` lives in `registry`.
+pub fn registry_reference(registry: &str, app: &str, version: &str) -> String {
+    format!("{registry}/{app}:{version}")
+}
+
+/// Checks a registry address: `host:port` (no scheme, no path), as image references take
+/// it.
+pub fn check_registry(address: &str) -> Result<(), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("registry {address:?}: expected host:port, e.g. 127.0.0.1:5000"))?;
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+    if !host_ok || !port.parse::<u16>().is_ok_and(|p| p > 0) {
+        return Err(format!(
+            "registry {address:?}: expected host:port, e.g. 127.0.0.1:5000"
+        ));
+    }
+    Ok(())
+}
+
+/// Tags `source` as `<registry>/<app>:<version>` on the engine and pushes it; the
+/// registry reference.
+async fn push_to_registry(
+    docker: &Docker,
+    source: &str,
+    registry: &str,
+    app: &str,
+    version: &str,
+) -> Result<String, BuildError> {
+    let repository = format!("{registry}/{app}");
+    let options = TagImageOptionsBuilder::new()
+        .repo(&repository)
+        .tag(version)
+        .build();
+    docker.tag_image(source, Some(options)).await.map_err(|e| {
+        BuildError::ImageBuild(format!(
+            "tagging {source} as {repository}:{version}: {}",
+            engine_message(e)
+        ))
+    })?;
+    let options = PushImageOptionsBuilder::new().tag(version).build();
+    // A registry without authentication still wants the header.
+    let mut stream = docker.push_image(
+        &repository,
+        Some(options),
+        Some(bollard::auth::DockerCredentials::default()),
+    );
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| {
+            BuildError::ImageBuild(format!(
+                "pushing {repository}:{version}: {}",
+                engine_message(e)
+            ))
+        })?;
+        let error = info
+            .error_detail
+            .and_then(|d| d.message)
+            .filter(|m| !m.is_empty());
+        if let Some(message) = error {
+            return Err(BuildError::ImageBuild(format!(
+                "pushing {repository}:{version}: {}",
+                message.trim()
+            )));
+        }
+    }
+    Ok(registry_reference(registry, app, version))
+}
+
+/// Whether `image` names a registry on loopback (`127.0.0.1:5000/app:v1`,
+/// `localhost:5000/app`), the only ones images are pulled from.
+fn on_loopback_registry(image: &str) -> bool {
+    let Some((registry, _)) = image.split_once('/') else {
+        return false;
+    };
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    host == "localhost"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Has the engine pull `image` (from the registry its name points at).
+async fn pull(docker: &Docker, image: &str) -> Result<(), BuildError> {
+    let options = CreateImageOptionsBuilder::new().from_image(image).build();
+    let mut stream = docker.create_image(
+        Some(options),
+        None,
+        Some(bollard::auth::DockerCredentials::default()),
+    );
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|e| {
+            BuildError::ImageBuild(format!(
+                "the image {image} is not on the engine and cannot be pulled: {}",
+                engine_message(e)
+            ))
+        })?;
+        let error = info
+            .error_detail
+            .and_then(|d| d.message)
+            .filter(|m| !m.is_empty());
+        if let Some(message) = error {
+            return Err(BuildError::ImageBuild(format!(
+                "the image {image} is not on the engine and cannot be pulled: {}",
+                message.trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What a Dockerfile build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuiltImage {
-    /// The image reference, `<app>:git-<sha7>`.
+    /// The image reference on the engine, `<app>:git-<sha7>` (see
+    /// [`ImageBuilder::push_built`] for the registry's).
     pub image: String,
     /// The lowest TCP port the image `EXPOSE`s, if any.
     pub exposed_port: Option<u16>,
@@ -323,6 +519,23 @@ fn dockerignore(root: &Path) -> Result<ignore::gitignore::Gitignore, BuildError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_are_pulled_only_from_loopback_registries() {
+        assert!(on_loopback_registry("127.0.0.1:5000/app:v1"));
+        assert!(on_loopback_registry("localhost:5000/app"));
+        assert!(!on_loopback_registry("app:v1"));
+        assert!(!on_loopback_registry("library/busybox:latest"));
+        assert!(!on_loopback_registry("registry.example.com:5000/app:v1"));
+        assert!(check_registry("127.0.0.1:5000").is_ok());
+        assert!(check_registry("http://127.0.0.1:5000").is_err());
+        assert!(check_registry("127.0.0.1").is_err());
+        assert!(check_registry("127.0.0.1:0").is_err());
+        assert_eq!(
+            registry_reference("127.0.0.1:5000", "go", "git-abc1234"),
+            "127.0.0.1:5000/go:git-abc1234"
+        );
+    }
 
     fn entries(archive: &Path) -> Vec<String> {
         let mut tar = tar::Archive::new(std::fs::File::open(archive).unwrap());

@@ -28,7 +28,7 @@ pub mod slug_store;
 pub mod smart_http;
 pub mod ssh;
 
-pub use image::ImageBuilder;
+pub use image::{check_registry, ImageBuilder};
 pub use pipeline::{BuildOutput, BuildRequest, Builder, BuilderSettings, NO_IMAGE_BUILDS};
 
 /// Why a build failed, in words fit for the pusher's terminal.

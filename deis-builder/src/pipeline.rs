@@ -313,12 +313,15 @@ impl Builder {
             types.insert(0, "cmd");
         }
         say(log, format!("-----> Built image {}", built.image)).await;
+        let image = images
+            .push_built(&request.app, &built.image, log, self.settings.step_timeout)
+            .await?;
         if let Some(port) = built.exposed_port {
             say(log, format!("       Exposes port {port}")).await;
         }
         say(log, format!("       Process types -> {}", types.join(", "))).await;
         Ok(BuildOutput {
-            slug: built.image,
+            slug: image,
             slug_bytes: 0,
             procfile,
             buildpack: "Dockerfile".into(),

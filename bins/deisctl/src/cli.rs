@@ -17,9 +17,21 @@ pub enum EngineKind {
     /// One Docker Engine: units are containers on a private bridge network.
     Docker,
     /// Docker Swarm services placed by node labels (control plane, etcd, router mesh, data
-    /// plane), on an overlay network; three etcd members, PostgreSQL as the store, apps as
-    /// Swarm services.
+    /// plane), each on the overlay networks of the planes it talks on; three etcd members,
+    /// PostgreSQL as the store, a registry for app images, apps as Swarm services.
     Swarm,
+}
+
+impl Args {
+    /// What `platform` is made of: the engine's topology, less the `registry` unit when
+    /// `--registry` names another registry.
+    pub fn topology(&self) -> Topology {
+        let mut topology = self.engine.topology();
+        if self.registry.is_some() {
+            topology.registry = false;
+        }
+        topology
+    }
 }
 
 impl EngineKind {
@@ -76,6 +88,11 @@ pub struct Args {
     /// Docker; with Swarm on every etcd node, member N on this port + N - 1).
     #[arg(long, env = "DEISCTL_ETCD_PORT", default_value_t = 4001, global = true)]
     pub etcd_port: u16,
+    /// A Docker registry (`host:port`) for app images that every node reaches, instead of
+    /// the `registry` unit the Swarm topology runs (published on `127.0.0.1:<hostPort>`,
+    /// `deisctl config registry set hostPort=N`, default 5000).
+    #[arg(long, env = "DEISCTL_REGISTRY", global = true)]
+    pub registry: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: CommandArgs,
@@ -138,6 +155,9 @@ pub enum CommandArgs {
 /// Runs the command; the text to print, or a one-line error.
 pub async fn run(args: Args) -> CtlResult<String> {
     crate::config::check_name("prefix", &args.prefix)?;
+    if let Some(registry) = &args.registry {
+        crate::config::check_registry(registry)?;
+    }
     match &args.command {
         CommandArgs::Config {
             component,
@@ -172,6 +192,9 @@ async fn connect(args: &Args) -> CtlResult<Box<dyn PlatformEngine>> {
         EngineKind::Swarm => {
             let mut image = ImageSource::from_environment()?;
             image.postgres = Some(PostgresFiles::installed()?);
+            if args.topology().registry {
+                image.add_registry()?;
+            }
             Ok(Box::new(
                 SwarmEngine::connect(&args.docker_socket, &args.prefix, image).await?,
             ))
@@ -197,7 +220,7 @@ fn installed_targets(
 ) -> CtlResult<Vec<Unit>> {
     let routers = installed_routers(&args.prefix, units);
     let mesh = routers.iter().copied().max().unwrap_or(0);
-    let mut parsed = components::parse_targets(targets, mesh, args.engine.topology())?;
+    let mut parsed = components::parse_targets(targets, mesh, args.topology())?;
     parsed.retain(|u| {
         u.component != Component::Router
             || u.number.is_none_or(|n| {
@@ -221,8 +244,7 @@ async fn run_units(args: &Args, engine: &dyn PlatformEngine) -> CtlResult<String
                     components::MAX_ROUTERS
                 )));
             }
-            let units =
-                components::parse_targets(targets, *router_mesh_size, args.engine.topology())?;
+            let units = components::parse_targets(targets, *router_mesh_size, args.topology())?;
             install(args, engine, &units, &mut out).await?;
         }
         CommandArgs::Uninstall { targets } => {
@@ -361,13 +383,19 @@ async fn platform_settings(args: &Args) -> CtlResult<PlatformSettings> {
             "{e} (is the platform's etcd running? deisctl install etcd && deisctl start etcd)"
         ))
     })?;
-    let topology = args.engine.topology();
+    let topology = args.topology();
     let members: Vec<String> = topology
         .etcd_units()
         .iter()
         .map(|u| format!("{}:2379", u.container_name(&args.prefix)))
         .collect();
     let swarm = args.engine == EngineKind::Swarm;
+    let registry_port = port_setting(&discovery, "registry", 5000).await?;
+    let registry = match &args.registry {
+        Some(registry) => Some(registry.clone()),
+        None if topology.registry => Some(format!("127.0.0.1:{registry_port}")),
+        None => None,
+    };
     let (store, scheduler, database_password, postgres_dir) = if swarm {
         let password = setting_or_create(&discovery, "database", "password", random_key).await?;
         let postgres = PostgresFiles::installed()?;
@@ -375,8 +403,12 @@ async fn platform_settings(args: &Args) -> CtlResult<PlatformSettings> {
         (
             Some(format!("postgres://deis:{password}@{p}-database:5432/deis")),
             Some(format!(
-                "swarm:///var/run/docker.sock?network={p}&endpoints=overlay&owner={p}&prefix={p}-&runner={p}-platform:{}&constraint=node.labels.deis.data==true",
-                env!("CARGO_PKG_VERSION")
+                "swarm:///var/run/docker.sock?network={p}-data&endpoints=overlay&owner={p}&prefix={p}-&runner={}&constraint=node.labels.deis.data==true{}",
+                crate::engine::runner_tag(p),
+                registry
+                    .as_ref()
+                    .map(|r| format!("&registry={r}"))
+                    .unwrap_or_default()
             )),
             password,
             postgres.lib_dir.display().to_string(),
@@ -403,6 +435,8 @@ async fn platform_settings(args: &Args) -> CtlResult<PlatformSettings> {
         controller_port: port_setting(&discovery, "controller", 8000).await?,
         builder_port: port_setting(&discovery, "builder", 2222).await?,
         router_port: port_setting(&discovery, "router", 8080).await?,
+        registry,
+        registry_port,
     })
 }
 
@@ -430,7 +464,7 @@ async fn install(
             prefix: args.prefix.clone(),
             discovery: String::new(),
             etcd_port: args.etcd_port,
-            etcd_members: args.engine.topology().etcd_members,
+            etcd_members: args.topology().etcd_members,
             domain: None,
             registration: None,
             builder_key: String::new(),
@@ -442,6 +476,8 @@ async fn install(
             scheduler: None,
             database_password: String::new(),
             postgres_dir: String::new(),
+            registry: None,
+            registry_port: 0,
         };
         let spec = components::spec(*unit, &bare);
         report_install(engine.install(&spec).await?, &spec.unit_name, out);
@@ -560,5 +596,32 @@ async fn wait_discovery(url: &str) -> CtlResult<()> {
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_names_another_registry_instead_of_the_unit() {
+        let own = Args::try_parse_from(["deisctl", "--engine", "swarm", "list"]).unwrap();
+        assert!(own.topology().registry);
+        let units = components::parse_targets(&["platform".into()], 1, own.topology()).unwrap();
+        assert!(units.contains(&Unit::single(Component::Registry)));
+        let other = Args::try_parse_from([
+            "deisctl",
+            "--engine",
+            "swarm",
+            "--registry",
+            "registry.internal:5000",
+            "list",
+        ])
+        .unwrap();
+        assert!(!other.topology().registry);
+        let units = components::parse_targets(&["platform".into()], 1, other.topology()).unwrap();
+        assert!(!units.contains(&Unit::single(Component::Registry)));
+        assert!(crate::config::check_registry("registry.internal:5000").is_ok());
+        assert!(crate::config::check_registry("https://registry.internal").is_err());
     }
 }

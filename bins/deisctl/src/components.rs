@@ -4,7 +4,9 @@
 //!
 //! A [`Topology`] says what `platform` means on an engine: on one Docker Engine one etcd
 //! member and the controller's SQLite store in the data volume; on Swarm three etcd
-//! members (`etcd@1`…`etcd@3`, one cluster) and PostgreSQL (`database`) as the store.
+//! members (`etcd@1`…`etcd@3`, one cluster), PostgreSQL (`database`) as the store and a
+//! private Docker registry (`registry`, Debian's `docker-registry`) that app images are
+//! pushed to so that every node can fetch them.
 
 use crate::{CtlError, CtlResult};
 use std::collections::BTreeMap;
@@ -18,6 +20,9 @@ pub enum Component {
     Etcd,
     /// PostgreSQL, the controller's store (Swarm topology).
     Database,
+    /// The private Docker registry app images are pushed to (Swarm topology): Debian's
+    /// `docker-registry`, storage on its own volume.
+    Registry,
     /// The logger (`deisd --role logger`).
     Logger,
     /// The controller (`deisd --role controller`).
@@ -30,9 +35,10 @@ pub enum Component {
 
 impl Component {
     /// Every component, in start order.
-    pub const ALL: [Component; 6] = [
+    pub const ALL: [Component; 7] = [
         Component::Etcd,
         Component::Database,
+        Component::Registry,
         Component::Logger,
         Component::Controller,
         Component::Builder,
@@ -44,6 +50,7 @@ impl Component {
         match self {
             Component::Etcd => "etcd",
             Component::Database => "database",
+            Component::Registry => "registry",
             Component::Logger => "logger",
             Component::Controller => "controller",
             Component::Builder => "builder",
@@ -146,6 +153,8 @@ pub struct Topology {
     pub etcd_members: u32,
     /// Whether PostgreSQL (`database`) is the controller's store.
     pub database: bool,
+    /// Whether the platform runs its own registry (`registry`) for app images.
+    pub registry: bool,
 }
 
 impl Topology {
@@ -153,11 +162,13 @@ impl Topology {
     pub const DOCKER: Topology = Topology {
         etcd_members: 1,
         database: false,
+        registry: false,
     };
-    /// Docker Swarm: three etcd members and PostgreSQL.
+    /// Docker Swarm: three etcd members, PostgreSQL and a registry.
     pub const SWARM: Topology = Topology {
         etcd_members: 3,
         database: true,
+        registry: true,
     };
 
     /// The etcd units.
@@ -174,7 +185,9 @@ impl Topology {
 /// mesh, `etcd` = every member) into units in start order. `routers` is the mesh size
 /// `platform` and `router` use.
 pub fn parse_targets(targets: &[String], routers: u32, topology: Topology) -> CtlResult<Vec<Unit>> {
-    let expected = if topology.database {
+    let expected = if topology.database && topology.registry {
+        "platform, etcd, etcd@N, database, registry, logger, controller, builder, router or router@N"
+    } else if topology.database {
         "platform, etcd, etcd@N, database, logger, controller, builder, router or router@N"
     } else {
         "platform, etcd, logger, controller, builder, router or router@N"
@@ -190,6 +203,9 @@ pub fn parse_targets(targets: &[String], routers: u32, topology: Topology) -> Ct
                 if topology.database {
                     units.push(Unit::single(Component::Database));
                 }
+                if topology.registry {
+                    units.push(Unit::single(Component::Registry));
+                }
                 units.extend(
                     [Component::Logger, Component::Controller, Component::Builder]
                         .map(Unit::single),
@@ -201,6 +217,11 @@ pub fn parse_targets(targets: &[String], routers: u32, topology: Topology) -> Ct
             "database" if !topology.database => {
                 return Err(CtlError(
                     "database: PostgreSQL runs in the Swarm topology (--engine swarm); on one Docker Engine the controller keeps SQLite in the data volume".into(),
+                ))
+            }
+            "registry" if !topology.registry => {
+                return Err(CtlError(
+                    "registry: the platform's own registry runs in the Swarm topology (--engine swarm) unless --registry names another one".into(),
                 ))
             }
             other => {
@@ -300,6 +321,11 @@ pub struct PlatformSettings {
     pub builder_port: u16,
     /// router@1's host port.
     pub router_port: u16,
+    /// The registry app images are pushed to (`127.0.0.1:<port>`), if any: the builder
+    /// pushes Dockerfile builds there and the controller publishes `deis pull` images.
+    pub registry: Option<String>,
+    /// The `registry` unit's host port.
+    pub registry_port: u16,
 }
 
 impl fmt::Debug for PlatformSettings {
@@ -352,6 +378,18 @@ pub struct UnitSpec {
 
 /// Where the database keeps its cluster (its own volume).
 pub const DATABASE_MOUNT: &str = "/var/lib/postgresql";
+
+/// Where the registry keeps its configuration and its storage (its own volume).
+pub const REGISTRY_MOUNT: &str = "/var/lib/registry";
+
+/// The registry's configuration (docker/distribution's YAML): filesystem storage on its
+/// volume, deletes allowed, HTTP on port 5000 (the platform reaches it through the port
+/// published on the node's loopback, which Docker trusts without TLS).
+pub fn registry_config() -> String {
+    format!(
+        "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {REGISTRY_MOUNT}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 0.0.0.0:5000\n"
+    )
+}
 
 /// The spec of `unit` under `settings`.
 pub fn spec(unit: Unit, settings: &PlatformSettings) -> UnitSpec {
@@ -450,6 +488,17 @@ exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_director
                 false,
             )
         }
+        Component::Registry => {
+            set("DEIS_REGISTRY_CONFIG", registry_config());
+            let command = format!(
+                "printf '%s' \"$DEIS_REGISTRY_CONFIG\" > {REGISTRY_MOUNT}/config.yml && exec /usr/bin/docker-registry serve {REGISTRY_MOUNT}/config.yml"
+            );
+            let ports = vec![Published {
+                container: 5000,
+                host: settings.registry_port,
+            }];
+            (vec!["/bin/sh".into(), "-c".into(), command], ports, false)
+        }
         Component::Logger => {
             set("DEIS_DATA_DIR", format!("{DATA_MOUNT}/logger"));
             set("DEIS_LOGGER_ADDR", "0.0.0.0:8088".into());
@@ -483,6 +532,9 @@ exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_director
             if let Some(scheduler) = &settings.scheduler {
                 set("DEIS_SCHEDULER", scheduler.clone());
             }
+            if let Some(registry) = &settings.registry {
+                set("DEIS_REGISTRY", registry.clone());
+            }
             let ports = vec![Published {
                 container: 8000,
                 host: settings.controller_port,
@@ -501,6 +553,13 @@ exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_director
                 ),
             );
             set("DEIS_BUILDER_KEY", settings.builder_key.clone());
+            if settings.scheduler.is_some() {
+                // Dockerfile apps are built on the engine the scheduler runs images from.
+                set("DEIS_IMAGE_ENGINE", "/var/run/docker.sock".into());
+            }
+            if let Some(registry) = &settings.registry {
+                set("DEIS_REGISTRY", registry.clone());
+            }
             let ports = vec![Published {
                 container: 2222,
                 host: settings.builder_port,
@@ -525,7 +584,11 @@ exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_director
             )
         }
     };
-    let database = unit.component == Component::Database;
+    let own_volume = match unit.component {
+        Component::Database => Some(DATABASE_MOUNT.to_string()),
+        Component::Registry => Some(REGISTRY_MOUNT.to_string()),
+        _ => None,
+    };
     UnitSpec {
         unit,
         unit_name: unit.unit_name(prefix),
@@ -534,9 +597,10 @@ exec {bin}/postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_director
         env,
         ports,
         data_volume,
-        own_volume: database.then(|| DATABASE_MOUNT.to_string()),
+        own_volume,
         user: None,
-        docker_socket: unit.component == Component::Controller && settings.scheduler.is_some(),
+        docker_socket: matches!(unit.component, Component::Controller | Component::Builder)
+            && settings.scheduler.is_some(),
     }
 }
 
@@ -566,6 +630,7 @@ mod tests {
                 "deis-etcd@2",
                 "deis-etcd@3",
                 "deis-database",
+                "deis-registry",
                 "deis-logger",
                 "deis-controller",
                 "deis-builder",
@@ -573,6 +638,7 @@ mod tests {
                 "deis-router@2"
             ]
         );
+        assert!(targets(&["registry"]).is_err());
         assert_eq!(
             targets_on(&["etcd@2", "database"], Topology::SWARM).unwrap(),
             ["deis-etcd@2", "deis-database"]
@@ -593,10 +659,19 @@ mod tests {
             builder_port: 2222,
             router_port: 8080,
             store: Some("postgres://deis:pw@deis-database:5432/deis".into()),
-            scheduler: Some("swarm://?network=deis&endpoints=overlay".into()),
+            scheduler: Some("swarm://?network=deis-data&endpoints=overlay".into()),
             database_password: "pw".into(),
             postgres_dir: "/usr/lib/postgresql/15".into(),
+            registry: Some("127.0.0.1:5000".into()),
+            registry_port: 5000,
         };
+        let registry = spec(Unit::single(Component::Registry), &settings);
+        assert_eq!(registry.own_volume.as_deref(), Some(REGISTRY_MOUNT));
+        assert_eq!(registry.ports[0].container, 5000);
+        assert!(registry.command[2].contains("docker-registry serve"));
+        assert!(
+            registry.env["DEIS_REGISTRY_CONFIG"].contains("rootdirectory: /var/lib/registry/data")
+        );
         let etcd = spec(Unit::etcd_member(2), &settings);
         let command = etcd.command.join(" ");
         assert!(
@@ -611,6 +686,10 @@ mod tests {
         let controller = spec(Unit::single(Component::Controller), &settings);
         assert!(controller.docker_socket);
         let builder = spec(Unit::single(Component::Builder), &settings);
+        assert!(builder.docker_socket);
+        assert_eq!(builder.env["DEIS_REGISTRY"], "127.0.0.1:5000");
+        assert_eq!(controller.env["DEIS_REGISTRY"], "127.0.0.1:5000");
+        assert_eq!(builder.env["DEIS_IMAGE_ENGINE"], "/var/run/docker.sock");
         assert_eq!(
             controller.env["DEIS_BLOB_STORE"],
             builder.env["DEIS_BLOB_STORE"]

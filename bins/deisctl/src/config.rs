@@ -17,6 +17,24 @@ pub enum ConfigAction {
     Rm(Vec<String>),
 }
 
+/// Checks a registry address: `host:port`, as image references take it (no scheme).
+pub fn check_registry(address: &str) -> CtlResult<()> {
+    let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+            && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(CtlError(format!(
+            "--registry {address:?}: expected host:port, e.g. 127.0.0.1:5000"
+        )))
+    }
+}
+
 /// Checks a component or key name: letters, digits, `-`, `_` and `.`, as etcd paths of
 /// Deis v1 had them (`platform`, `router`, `bodySize`, `sshPrivateKey`).
 pub fn check_name(what: &str, name: &str) -> CtlResult<()> {

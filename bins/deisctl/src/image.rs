@@ -1,10 +1,11 @@
 //! The platform image, built from files on this machine (nothing is pulled): `deisd`,
 //! `etcd`, `git` (with its receive/upload helpers), `ssh-keygen`, `curl` (the builder's git
-//! hooks call it) and a static busybox (every applet linked into `/bin`, so the image is
-//! also the slug runner apps run on), each with the shared libraries `ldd` lists, on
-//! `FROM scratch`; and, for the Swarm topology,
-//! Debian's PostgreSQL server (`postgres`, `initdb`, its modules and share directory, a
-//! `postgres` user with uid 70 owning `/var/lib/postgresql`).
+//! hooks call it) and a static busybox (every applet linked into `/bin`), each with the
+//! shared libraries `ldd` lists, on `FROM scratch`; and, for the Swarm topology, Debian's
+//! `docker-registry` and Debian's PostgreSQL server (`postgres`, `initdb`, its modules and
+//! share directory, a `postgres` user with uid 70 owning `/var/lib/postgresql`). The Swarm
+//! topology's slug runner ([`ImageSource::runner`]) is the same recipe with busybox and
+//! `curl` only.
 
 use crate::{CtlError, CtlResult};
 use std::collections::BTreeSet;
@@ -16,6 +17,8 @@ use std::process::Command;
 pub struct ImageSource {
     /// The `deisd` binary (built with the `etcd` feature).
     pub deisd: PathBuf,
+    /// Whether `deisd` goes in: `false` for the slug runner ([`ImageSource::runner`]).
+    pub platform: bool,
     /// Other binaries copied to the same path inside the image (etcd, git, ssh-keygen, curl),
     /// with their libraries; missing optional ones are left out.
     pub extras: Vec<PathBuf>,
@@ -96,17 +99,51 @@ impl ImageSource {
             .collect();
         Ok(ImageSource {
             deisd,
+            platform: true,
             extras,
             postgres: None,
         })
+    }
+
+    /// The slug runner apps run on (Swarm topology): a static busybox with every applet and
+    /// `curl` (HTTP health checks; busybox's `wget` fails in a scratch image) with their
+    /// libraries — a few megabytes, so the slug images that the scheduler pushes to the
+    /// registry, and every node pulls, stay small.
+    pub fn runner(&self) -> ImageSource {
+        ImageSource {
+            deisd: self.deisd.clone(),
+            platform: false,
+            extras: self
+                .extras
+                .iter()
+                .filter(|p| p.file_name().is_some_and(|n| n == "busybox" || n == "curl"))
+                .cloned()
+                .collect(),
+            postgres: None,
+        }
+    }
+
+    /// Adds Debian's `docker-registry` (the Swarm topology's `registry` unit) to the image.
+    pub fn add_registry(&mut self) -> CtlResult<()> {
+        let registry = which("docker-registry")
+            .or_else(|| Some(PathBuf::from("/usr/bin/docker-registry")).filter(|p| p.is_file()))
+            .ok_or_else(|| {
+                CtlError(
+                    "docker-registry is not installed (apt-get install docker-registry), or pass --registry host:port".into(),
+                )
+            })?;
+        self.extras.push(registry);
+        Ok(())
     }
 
     /// The build context: a `Dockerfile` and `rootfs/` as a tar archive.
     pub fn build_context(&self, prefix: &str) -> CtlResult<Vec<u8>> {
         let mut files: BTreeSet<(PathBuf, PathBuf)> = BTreeSet::new();
         let mut links: BTreeSet<(PathBuf, PathBuf)> = BTreeSet::new();
-        files.insert((self.deisd.clone(), PathBuf::from("/usr/local/bin/deisd")));
-        add_libraries(&self.deisd, &mut files)?;
+        if self.platform {
+            files.insert((self.deisd.clone(), PathBuf::from("/usr/local/bin/deisd")));
+            add_libraries(&self.deisd, &mut files)?;
+        }
         for extra in &self.extras {
             let real = std::fs::canonicalize(extra).unwrap_or_else(|_| extra.clone());
             files.insert((real.clone(), extra.clone()));
@@ -309,6 +346,7 @@ mod tests {
     fn the_context_holds_the_binary_its_libraries_and_a_dockerfile() {
         let source = ImageSource {
             deisd: which("ssh-keygen").expect("ssh-keygen on PATH"),
+            platform: true,
             extras: Vec::new(),
             postgres: None,
         };
@@ -330,5 +368,35 @@ mod tests {
                 .any(|n| n.starts_with("rootfs/lib") && n.contains("libc.so")),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn the_runner_holds_busybox_and_curl_but_no_platform_binary() {
+        let source = ImageSource {
+            deisd: which("ssh-keygen").expect("ssh-keygen on PATH"),
+            platform: true,
+            extras: ["busybox", "curl", "git", "etcd"]
+                .iter()
+                .filter_map(|n| which(n))
+                .collect(),
+            postgres: None,
+        };
+        let runner = source.runner();
+        assert!(runner
+            .extras
+            .iter()
+            .all(|p| p.ends_with("busybox") || p.ends_with("curl")));
+        let context = runner.build_context("deis").unwrap();
+        let mut archive = tar::Archive::new(context.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert!(
+            !names.contains(&"rootfs/usr/local/bin/deisd".to_string()),
+            "{names:?}"
+        );
+        assert!(names.iter().any(|n| n.ends_with("/sh")), "{names:?}");
     }
 }

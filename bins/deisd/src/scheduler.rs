@@ -11,7 +11,8 @@
 //!   host ports on the node address, for routers on the hosts; overlay: task addresses on
 //!   the network, for routers that are containers on it), `endpoint_host=<host>` (host mode:
 //!   the address put in endpoints instead of the node's), `constraint=<expr>` (repeatable:
-//!   placement every app service gets, e.g. `node.labels.deis.data==true`).
+//!   placement every app service gets, e.g. `node.labels.deis.data==true`),
+//!   `registry=<host:port>` (slug images are pushed there and run from there).
 
 use async_trait::async_trait;
 use deis_api::platform::SchedulerFactory;
@@ -57,6 +58,7 @@ pub struct SwarmChoice {
     endpoint_host: Option<String>,
     runner: Option<String>,
     placement: Vec<String>,
+    registry: Option<String>,
 }
 
 /// The options common to both container schedulers, taken out of the query.
@@ -153,7 +155,13 @@ impl SchedulerChoice {
                 let (c, rest) = common(
                     &url,
                     text,
-                    &["network", "endpoints", "endpoint_host", "constraint"],
+                    &[
+                        "network",
+                        "endpoints",
+                        "endpoint_host",
+                        "constraint",
+                        "registry",
+                    ],
                 )?;
                 let mut choice = SwarmChoice {
                     socket: c.socket,
@@ -165,6 +173,7 @@ impl SchedulerChoice {
                     endpoint_host: None,
                     runner: c.runner,
                     placement: Vec::new(),
+                    registry: None,
                 };
                 for (key, value) in rest {
                     match key.as_str() {
@@ -181,6 +190,11 @@ impl SchedulerChoice {
                             }
                         }
                         "endpoint_host" if !value.is_empty() => choice.endpoint_host = Some(value),
+                        "registry" if !value.is_empty() => {
+                            deis_builder::check_registry(&value)
+                                .map_err(|e| format!("--scheduler {text}: {e}"))?;
+                            choice.registry = Some(value)
+                        }
                         "constraint" if value.contains("==") || value.contains("!=") => {
                             choice.placement.push(value)
                         }
@@ -276,6 +290,7 @@ impl SchedulerFactory for SwarmChoice {
             endpoint_host: self.endpoint_host.clone(),
             slug_runner: self.runner.clone(),
             placement: self.placement.clone(),
+            registry: self.registry.clone(),
             ..deis_scheduler::SwarmConfig::default()
         };
         Ok(Arc::new(
@@ -322,7 +337,7 @@ mod tests {
     fn swarm_takes_network_and_endpoint_mode() {
         let SchedulerChoice::Swarm(s) =
             SchedulerChoice::parse(
-                "swarm://?network=deis-net&endpoints=overlay&runner=stack:1&constraint=node.labels.deis.data%3D%3Dtrue",
+                "swarm://?network=deis-net&endpoints=overlay&runner=stack:1&constraint=node.labels.deis.data%3D%3Dtrue&registry=127.0.0.1:5000",
             )
                 .unwrap()
         else {
@@ -332,6 +347,7 @@ mod tests {
         assert_eq!(s.network, "deis-net");
         assert!(s.overlay);
         assert_eq!(s.placement, ["node.labels.deis.data==true"]);
+        assert_eq!(s.registry.as_deref(), Some("127.0.0.1:5000"));
         let SchedulerChoice::Swarm(s) =
             SchedulerChoice::parse("swarm:///var/run/docker.sock").unwrap()
         else {
@@ -352,6 +368,7 @@ mod tests {
             "swarm://?port=0",
             "swarm://?constraint=anywhere",
             "swarm://?endpoints=overlay&endpoint_host=1.2.3.4",
+            "swarm://?registry=http://127.0.0.1:5000",
             "not a url",
         ] {
             let error = SchedulerChoice::parse(bad).unwrap_err();

@@ -101,6 +101,15 @@ pub struct Cli {
     /// (default: `blobs` in the data directory) or `s3://bucket/prefix` (feature `s3`).
     #[arg(long, env = "DEIS_BLOB_STORE")]
     pub blob_store: Option<String>,
+    /// The Docker Engine (unix socket) the builder role builds `Dockerfile` apps on; the
+    /// controller role publishes `deis pull` images through its scheduler's engine.
+    #[arg(long, env = "DEIS_IMAGE_ENGINE")]
+    pub image_engine: Option<String>,
+    /// The Docker registry (`host:port`, e.g. `127.0.0.1:5000`) app images are pushed to,
+    /// so that every node can fetch them: the builder role pushes what it builds, the
+    /// controller role publishes `deis pull` images there.
+    #[arg(long, env = "DEIS_REGISTRY")]
+    pub registry: Option<String>,
 }
 
 /// The same settings, as a TOML file holds them.
@@ -130,6 +139,8 @@ struct FileSettings {
     controller_url: Option<String>,
     builder_key: Option<String>,
     blob_store: Option<String>,
+    image_engine: Option<String>,
+    registry: Option<String>,
 }
 
 /// The resolved settings.
@@ -158,6 +169,8 @@ pub struct Settings {
     pub controller_url: String,
     pub builder_key: Option<String>,
     pub blob_store: Option<String>,
+    pub image_engine: Option<String>,
+    pub registry: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -242,6 +255,18 @@ impl Settings {
                 })
                 .transpose()
         };
+        let registry = cli.registry.or(file.registry);
+        if let Some(registry) = &registry {
+            deis_builder::check_registry(registry).map_err(|e| format!("--{e}"))?;
+        }
+        let image_engine = cli.image_engine.or(file.image_engine);
+        if let Some(engine) = &image_engine {
+            if !engine.starts_with('/') {
+                return Err(format!(
+                    "--image-engine {engine}: give the engine's unix socket as a path (/var/run/docker.sock)"
+                ));
+            }
+        }
         let scheduler = cli
             .scheduler
             .or(file.scheduler)
@@ -254,6 +279,8 @@ impl Settings {
                 .unwrap_or_else(|| "http://127.0.0.1:8000".into()),
             builder_key: secret(cli.builder_key, file.builder_key, "builder-key")?,
             blob_store: cli.blob_store.or(file.blob_store),
+            image_engine,
+            registry,
             role: cli.role.or(file.role).unwrap_or(Role::All),
             store: cli
                 .store
@@ -321,6 +348,7 @@ impl Settings {
             platform_domain: self.domain.clone(),
             registration_mode: self.registration,
             builder_key: self.builder_key.clone(),
+            registry: self.registry.clone(),
             ..ControllerSettings::default()
         }
     }
@@ -363,9 +391,15 @@ impl Settings {
             builder_key: key.clone(),
             buildpacks: self.buildpacks.clone(),
             blob_url: self.blob_store.clone(),
-            // Dockerfile builds need the engine of a docker:// or swarm:// scheduler; this
-            // deisd runs local processes, so Dockerfile apps are refused.
-            image_builder: None,
+            // Dockerfile builds need an engine (--image-engine, the one the controller's
+            // scheduler runs images from); without one they are refused.
+            image_builder: self.image_engine.as_ref().map(|socket| {
+                let builder = deis_builder::ImageBuilder::new(socket.clone());
+                match &self.registry {
+                    Some(registry) => builder.with_registry(registry.clone()),
+                    None => builder,
+                }
+            }),
         })
     }
 

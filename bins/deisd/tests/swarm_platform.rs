@@ -48,6 +48,7 @@ fn free_port_run(count: u16) -> u16 {
 struct Platform {
     prefix: String,
     etcd_port: u16,
+    registry_port: u16,
     labelled_nodes: bool,
 }
 
@@ -143,14 +144,24 @@ impl Drop for Platform {
         for id in leftovers().split_whitespace() {
             docker(&["rm", "-f", id]);
         }
-        docker(&["network", "rm", &p]);
+        for plane in ["control", "etcd", "router", "data"] {
+            docker(&["network", "rm", &format!("{p}-{plane}")]);
+        }
         docker(&[
             "volume",
             "rm",
             "-f",
             &format!("{p}-data"),
             &format!("{p}-database"),
+            &format!("{p}-registry"),
         ]);
+        // What was pushed to the platform's registry (tags of images built or published).
+        for pattern in ["*", "*/*"] {
+            let pushed = format!("reference=127.0.0.1:{}/{pattern}", self.registry_port);
+            for image in docker(&["images", "-q", "--filter", &pushed]).split_whitespace() {
+                docker(&["rmi", "-f", image]);
+            }
+        }
         // App (slug) images, and the platform image even when an earlier removal only
         // untagged it (a container still used it).
         for label in [
@@ -161,11 +172,13 @@ impl Drop for Platform {
                 docker(&["rmi", "-f", image]);
             }
         }
-        docker(&[
-            "rmi",
-            "-f",
-            &format!("{p}-platform:{}", env!("CARGO_PKG_VERSION")),
-        ]);
+        for image in ["platform", "runner"] {
+            docker(&[
+                "rmi",
+                "-f",
+                &format!("{p}-{image}:{}", env!("CARGO_PKG_VERSION")),
+            ]);
+        }
         if self.labelled_nodes {
             for node in docker(&["node", "ls", "-q"]).split_whitespace() {
                 for label in ["deis.control", "deis.etcd", "deis.router", "deis.data"] {
@@ -471,11 +484,287 @@ fn faults(w: &World, platform: &Platform, routers: [u16; 2]) {
     );
 }
 
+/// The address of `container` on the network `network`.
+fn address_on(container: &str, network: &str) -> String {
+    let ip = docker(&[
+        "inspect",
+        "-f",
+        &format!("{{{{with index .NetworkSettings.Networks \"{network}\"}}}}{{{{.IPAddress}}}}{{{{end}}}}"),
+        container,
+    ]);
+    let ip = ip.trim().to_string();
+    assert!(!ip.is_empty(), "{container} is not on {network}");
+    ip
+}
+
+/// What `container` gets for `GET <path>` from `host:port`, through its own busybox `nc`
+/// (its `wget` crashes in the scratch image).
+fn http_get_from(container: &str, host: &str, port: u16, path: &str) -> String {
+    let request = format!(
+        "printf 'GET {path} HTTP/1.0\\r\\nHost: {host}\\r\\n\\r\\n' | timeout 3 nc -w 2 {host} {port}"
+    );
+    docker(&["exec", container, "sh", "-c", &request])
+}
+
+/// What `container` gets when it asks etcd's `/health` at `host`.
+fn etcd_health_from(container: &str, host: &str) -> String {
+    http_get_from(container, host, 2379, "/health")
+}
+
+/// Whether `container` gets PostgreSQL's answer to an SSLRequest from `ip`: the one byte
+/// `N` (or `S`), which only a PostgreSQL server sends (a plain TCP connect proves nothing
+/// here: this machine's egress proxy accepts any connection).
+fn postgres_answers_from(container: &str, ip: &str) -> bool {
+    let probe =
+        format!("printf '\\000\\000\\000\\010\\004\\322\\026\\057' | timeout 3 nc -w 2 {ip} 5432");
+    let answer = docker(&["exec", container, "sh", "-c", &probe]);
+    answer == "N" || answer == "S"
+}
+
+/// The planes are separate networks: an app reaches neither PostgreSQL nor etcd, while the
+/// controller reaches both and a router reaches etcd and the app.
+fn network_isolation(w: &World, platform: &Platform) {
+    let p = &platform.prefix;
+    let started = Instant::now();
+    let app = platform.task_container(&format!("{p}-demo_web"));
+    let router = platform.task_container(&format!("{p}-router-1"));
+    let controller = platform.task_container(&format!("{p}-controller"));
+    let database = platform.task_container(&format!("{p}-database"));
+    let etcd = platform.task_container(&format!("{p}-etcd-1"));
+    let database_ip = address_on(&database, &format!("{p}-control"));
+    let etcd_ip = address_on(&etcd, &format!("{p}-etcd"));
+    let app_ip = address_on(&app, &format!("{p}-data"));
+    // What can reach what: the controller the store and etcd, a router etcd and the app.
+    assert!(postgres_answers_from(&controller, &database_ip));
+    let health = etcd_health_from(&controller, &etcd_ip);
+    assert!(health.contains("\"health\":\"true\""), "{health}");
+    let health = etcd_health_from(&router, &etcd_ip);
+    assert!(health.contains("\"health\":\"true\""), "{health}");
+    let page = http_get_from(&router, &app_ip, 5000, "/");
+    assert!(page.contains("hello from demo"), "{page}");
+    // What cannot: the app neither PostgreSQL nor etcd, by address or by name.
+    assert!(
+        !postgres_answers_from(&app, &database_ip),
+        "the app reached PostgreSQL at {database_ip}"
+    );
+    let health = etcd_health_from(&app, &etcd_ip);
+    assert!(
+        !health.contains("\"health\""),
+        "the app reached etcd: {health}"
+    );
+    let by_name = etcd_health_from(&app, &format!("{p}-etcd-1"));
+    assert!(
+        !by_name.contains("\"health\""),
+        "the app reached etcd: {by_name}"
+    );
+    // Nor does a router reach the control plane.
+    assert!(
+        !postgres_answers_from(&router, &database_ip),
+        "a router reached PostgreSQL at {database_ip}"
+    );
+    let _ = w;
+    eprintln!(
+        "networks: app cut off from PostgreSQL and etcd, router reaches etcd and the app (checked in {} ms)",
+        started.elapsed().as_millis()
+    );
+}
+
+/// `deis` as alice in `dir`.
+fn deis_in(w: &World, dir: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(&w.deis)
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", w.home())
+        .env("DEIS_PROFILE", "client")
+        .env("DEIS_SSH_PORT", w.ssh.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "deis {args:?} failed: {}{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}
+
+/// `git` as alice in `dir` (her SSH key for pushes).
+fn git_in(w: &World, dir: &std::path::Path, args: &[&str]) -> Output {
+    let key = w.home().join(".ssh/id_ed25519");
+    Command::new("git")
+        .args(["-c", "user.email=alice@example.com", "-c", "user.name=Alice"])
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", w.home())
+        .env(
+            "GIT_SSH_COMMAND",
+            format!(
+                "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o BatchMode=yes -o LogLevel=ERROR",
+                key.display()
+            ),
+        )
+        .output()
+        .unwrap()
+}
+
+/// A Dockerfile app made of this machine's static busybox (nothing is pulled): `httpd` on
+/// port 5000 answering `hello from <greeting> <release>`.
+fn write_dockerfile_app(dir: &std::path::Path, greeting: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("busybox-static installed");
+    std::fs::copy(busybox, dir.join("busybox")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nEXPOSE 5000\n\
+             CMD [\"/bin/sh\", \"-c\", \"mkdir -p /www && echo \\\"hello from {greeting} $DEIS_RELEASE\\\" > /www/index.html && exec httpd -f -p 5000 -h /www\"]\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// The tags of `name` in the platform's registry (`GET /v2/<name>/tags/list`).
+fn registry_tags(platform: &Platform, name: &str) -> String {
+    let output = Command::new("curl")
+        .args(["-s", "-m", "5"])
+        .arg(format!(
+            "http://127.0.0.1:{}/v2/{name}/tags/list",
+            platform.registry_port
+        ))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn service_image(service: &str) -> String {
+    docker(&[
+        "service",
+        "inspect",
+        service,
+        "-f",
+        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+    ])
+    .trim()
+    .to_string()
+}
+
+/// App images go through the platform's registry: a Dockerfile app pushed with git is
+/// built, pushed to the registry and run from the registry reference; an image deployed
+/// with `deis pull` is tagged into the registry and run from there too.
+fn registry_images(w: &World, platform: &Platform) {
+    let p = &platform.prefix;
+    let registry = format!("127.0.0.1:{}", platform.registry_port);
+    let dir = w.root.path().join("dockerapp");
+    write_dockerfile_app(&dir, "dockerfile");
+    assert!(git_in(w, &dir, &["init", "-q", "-b", "master"])
+        .status
+        .success());
+    assert!(git_in(w, &dir, &["add", "."]).status.success());
+    assert!(git_in(w, &dir, &["commit", "-qm", "dockerfile app"])
+        .status
+        .success());
+    let sha = String::from_utf8_lossy(&git_in(w, &dir, &["rev-parse", "HEAD"]).stdout)
+        .trim()
+        .to_string();
+    let tag = format!("git-{}", &sha[..7]);
+    deis_in(w, &dir, &["create", "dockerapp"]);
+    let started = Instant::now();
+    let push = git_in(w, &dir, &["push", "deis", "master"]);
+    let push_text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&push.stdout),
+        String::from_utf8_lossy(&push.stderr)
+    );
+    assert!(push.status.success(), "git push failed: {push_text}");
+    assert!(
+        push_text.contains(&format!("Pushing the image to the registry {registry}")),
+        "{push_text}"
+    );
+    let tags = registry_tags(platform, "dockerapp");
+    assert!(tags.contains(&format!("\"{tag}\"")), "{tags}");
+    let service = format!("{p}-dockerapp_cmd");
+    assert_eq!(
+        service_image(&service),
+        format!("{registry}/dockerapp:{tag}")
+    );
+    w.wait_for("dockerapp.localhost", "the Dockerfile app", |code, body| {
+        code == 200 && body.contains("hello from dockerfile v2")
+    });
+    eprintln!(
+        "registry: Dockerfile app pushed, built, pushed to {registry} and routed in {} ms",
+        started.elapsed().as_millis()
+    );
+
+    // `deis pull` of an image on the engine: published to the registry, run from there.
+    let pulled_dir = w.root.path().join("pulled");
+    write_dockerfile_app(&pulled_dir, "pulled");
+    let local = format!("{p}-pulled:1");
+    let built = Command::new("docker")
+        .args(["build", "-q", "-t", &local, "--label"])
+        .arg(format!("io.deis.platform={p}"))
+        .arg(&pulled_dir)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let id = String::from_utf8_lossy(&built.stdout).trim().to_string();
+    let id_tag = format!(
+        "id-{}",
+        id.trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>()
+    );
+    let started = Instant::now();
+    let pulled = deis_in(w, &dir, &["pull", &local, "-a", "dockerapp"]);
+    assert!(pulled.contains("v3"), "{pulled}");
+    let tags = registry_tags(platform, "dockerapp");
+    assert!(tags.contains(&format!("\"{id_tag}\"")), "{tags}");
+    assert_eq!(
+        service_image(&service),
+        format!("{registry}/dockerapp:{id_tag}")
+    );
+    w.wait_for("dockerapp.localhost", "the pulled image", |code, body| {
+        code == 200 && body.contains("hello from pulled v3")
+    });
+    eprintln!(
+        "registry: deis pull published to {registry} and routed in {} ms",
+        started.elapsed().as_millis()
+    );
+    // An image the engine does not have is refused in one line, nothing pulled.
+    let missing = Command::new(&w.deis)
+        .args(["pull", &format!("{p}-missing:1"), "-a", "dockerapp"])
+        .current_dir(&dir)
+        .env("HOME", w.home())
+        .env("DEIS_PROFILE", "client")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&missing.stderr).to_string();
+    assert!(!missing.status.success(), "{said}");
+    assert!(said.contains("is not on the engine"), "{said}");
+    assert!(
+        !deis_in(w, &dir, &["releases"]).contains("v4"),
+        "the failed pull made no release"
+    );
+    deis_in(
+        w,
+        &dir,
+        &["destroy", "-a", "dockerapp", "--confirm", "dockerapp"],
+    );
+}
+
 #[test]
 fn deisctl_stands_up_the_swarm_topology_that_serves_the_new_user_path_and_survives_faults() {
     let mut platform = Platform {
         prefix: format!("sw{}", std::process::id()),
         etcd_port: free_port_run(3),
+        registry_port: free_port(),
         labelled_nodes: false,
     };
     let world = World {
@@ -518,9 +807,16 @@ fn deisctl_stands_up_the_swarm_topology_that_serves_the_new_user_path_and_surviv
         "set",
         &format!("hostPort={}", world.router),
     ]);
+    platform.ok(&[
+        "config",
+        "registry",
+        "set",
+        &format!("hostPort={}", platform.registry_port),
+    ]);
     let installed = platform.ok(&["install", "platform", "--router-mesh-size", "2"]);
     for unit in [
         "database",
+        "registry",
         "logger",
         "controller",
         "builder",
@@ -555,6 +851,7 @@ fn deisctl_stands_up_the_swarm_topology_that_serves_the_new_user_path_and_surviv
         ("etcd@2", "deis.etcd"),
         ("etcd@3", "deis.etcd"),
         ("database", "deis.control"),
+        ("registry", "deis.control"),
         ("logger", "deis.control"),
         ("controller", "deis.control"),
         ("builder", "deis.control"),
@@ -571,6 +868,19 @@ fn deisctl_stands_up_the_swarm_topology_that_serves_the_new_user_path_and_surviv
             line.contains(&format!("placement node.labels.{plane}==true")),
             "{line}"
         );
+    }
+    // And on which networks (the planes').
+    for (unit, networks) in [
+        ("etcd@1", "networks etcd"),
+        ("database", "networks control"),
+        ("controller", "networks control,etcd"),
+        ("router@1", "networks router,etcd,data"),
+    ] {
+        let line = list
+            .lines()
+            .find(|l| l.starts_with(&format!("{p}-{unit} ")))
+            .unwrap();
+        assert!(line.ends_with(networks), "{line}");
     }
     assert!(
         list.contains(&format!("{p}-router@1")) && list.contains("global"),
@@ -604,8 +914,20 @@ fn deisctl_stands_up_the_swarm_topology_that_serves_the_new_user_path_and_surviv
             placement.contains("node.labels.deis.data==true"),
             "{placement}"
         );
+        // The slug app runs from its slug image in the platform's registry.
+        let image = service_image(&format!("{p}-demo_web"));
+        let registry = format!("127.0.0.1:{}", platform.registry_port);
+        assert!(
+            image.starts_with(&format!("{registry}/{p}-deis-slug/demo:")),
+            "{image}"
+        );
+        let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+        let tags = registry_tags(&platform, &format!("{p}-deis-slug/demo"));
+        assert!(tags.contains(&format!("\"{tag}\"")), "{tags}");
         // Both router meshes serve it.
         assert!(serves("demo.localhost", routers[1], "hello from demo"));
+        network_isolation(w, &platform);
+        registry_images(w, &platform);
         faults(w, &platform, routers);
     });
 }

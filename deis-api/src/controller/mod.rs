@@ -88,6 +88,10 @@ pub struct Settings {
     /// How many builds' slugs garbage collection keeps per app: those of the builds most
     /// recently released (the current release's always among them; at least 1).
     pub slugs_kept: usize,
+    /// The Docker registry (`host:port`) images deployed with `deis pull` are published to
+    /// (tagged and pushed through the scheduler's engine), so every node can fetch them;
+    /// `None` runs the image as named.
+    pub registry: Option<String>,
 }
 
 impl fmt::Debug for Settings {
@@ -107,6 +111,7 @@ impl fmt::Debug for Settings {
             .field("platform_version", &self.platform_version)
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("slugs_kept", &self.slugs_kept)
+            .field("registry", &self.registry)
             .finish()
     }
 }
@@ -128,6 +133,7 @@ impl Default for Settings {
             platform_version: "1.13.4".into(),
             body_limit_bytes: 1024 * 1024,
             slugs_kept: 5,
+            registry: None,
         }
     }
 }

@@ -112,11 +112,41 @@ impl Controller {
         request: &BuildRequest,
     ) -> ServiceResult<(Build, Release)> {
         let app = self.authorize_app(caller, app, Access::Use).await?;
-        let build = self.new_build(&app.id, &caller.username, request)?;
+        let mut build = self.new_build(&app.id, &caller.username, request)?;
+        build.image = self.publish_image(&app.id, &build.image).await?;
         let release = self
             .deploy_build(&app, &caller.username, build.clone())
             .await?;
         Ok((build, release))
+    }
+
+    /// With a registry (the Swarm topology's), a container image deployed with `deis pull`
+    /// is tagged into the registry and pushed through the scheduler's engine, and the
+    /// release runs the registry reference, which every node can fetch (Deis v1's
+    /// controller did the same). Slugs, and every image without a registry, are kept as
+    /// named.
+    async fn publish_image(&self, app: &str, image: &str) -> ServiceResult<String> {
+        let Some(registry) = &self.settings.registry else {
+            return Ok(image.to_string());
+        };
+        if super::deploy::is_slug_location(image) {
+            return Ok(image.to_string());
+        }
+        let Some(engine) = self.scheduler.image_engine() else {
+            return Ok(image.to_string());
+        };
+        deis_builder::ImageBuilder::new(engine.socket)
+            .with_registry(registry.clone())
+            .publish(image, app)
+            .await
+            .map_err(|e| match e {
+                deis_builder::BuildError::ImageBuild(message)
+                    if message.contains("is not on the engine") =>
+                {
+                    ServiceError::field("image", "not_found", message)
+                }
+                other => ServiceError::Unavailable(format!("publishing {image}: {other}")),
+            })
     }
 
     /// `GET /v1/apps/<id>/releases/`.

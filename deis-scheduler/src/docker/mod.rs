@@ -186,6 +186,7 @@ impl DockerScheduler {
             name_prefix: &shared.config.name_prefix,
             backend: "docker",
             fetcher: shared.config.slug_fetcher.as_deref(),
+            registry: None,
         }
     }
 

@@ -11,6 +11,11 @@
 //!
 //! Images are labelled `io.deis.owner` and `io.deis.app` so an operator (or a test) can
 //! remove the images of one platform.
+//!
+//! With a registry (the Swarm scheduler's `SwarmConfig::registry`), the image is named
+//! `<registry>/<prefix>deis-slug/<app>:<hash>` and pushed there once built, so the nodes
+//! that run it can fetch it; a push that fails removes the local image (the next apply
+//! builds and pushes again).
 
 use super::engine::{map_err, LABEL_APP, LABEL_OWNER};
 use crate::local::SlugFetcher;
@@ -54,6 +59,9 @@ pub(crate) struct SlugImages<'a> {
     pub backend: &'static str,
     /// Reads slugs from where the builder stored them.
     pub fetcher: Option<&'a dyn SlugFetcher>,
+    /// The registry (`host:port`) slug images are pushed to; `None` keeps them on the
+    /// engine.
+    pub registry: Option<&'a str>,
 }
 
 impl SlugImages<'_> {
@@ -70,9 +78,25 @@ impl SlugImages<'_> {
                 self.backend
             )));
         };
-        let name = slug_image_name(self.name_prefix, &spec.app, location);
+        let mut name = slug_image_name(self.name_prefix, &spec.app, location);
+        if let Some(registry) = self.registry {
+            name = format!("{registry}/{name}");
+        }
         if self.docker.inspect_image(&name).await.is_err() {
             self.build(runner, &name, spec, location).await?;
+            if self.registry.is_some() {
+                if let Err(e) = self.push(&name).await {
+                    let _ = self
+                        .docker
+                        .remove_image(
+                            &name,
+                            None::<bollard::query_parameters::RemoveImageOptions>,
+                            None,
+                        )
+                        .await;
+                    return Err(e);
+                }
+            }
         }
         let mut resolved = spec.clone();
         resolved.artifact = Artifact::Image { name };
@@ -141,6 +165,33 @@ impl SlugImages<'_> {
             }
         }
         tracing::info!(image = name, slug = location, "built the slug image");
+        Ok(())
+    }
+}
+
+impl SlugImages<'_> {
+    /// Pushes `name` (`<registry>/<repository>:<tag>`) to its registry.
+    async fn push(&self, name: &str) -> Result<()> {
+        let (repository, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+        let options = bollard::query_parameters::PushImageOptionsBuilder::new()
+            .tag(tag)
+            .build();
+        // A registry without authentication still wants the header.
+        let mut stream = self.docker.push_image(
+            repository,
+            Some(options),
+            Some(bollard::auth::DockerCredentials::default()),
+        );
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(map_err)?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(Error::backend(
+                    self.backend,
+                    format!("pushing {name}: {error}"),
+                ));
+            }
+        }
+        tracing::info!(image = name, "pushed the slug image to the registry");
         Ok(())
     }
 }

@@ -49,8 +49,9 @@
 //! - Images are never pulled by the scheduler: the image must be on the engine (on every
 //!   node of a larger swarm, or in a registry the nodes can reach). Slugs run when
 //!   [`SwarmConfig::slug_runner`] names a stack image (see `docker::slug_image`); the
-//!   slug image is built on this engine, so on a larger swarm it must reach the other
-//!   nodes through a registry.
+//!   slug image is built on this engine; with [`SwarmConfig::registry`] it is pushed to
+//!   that registry and the services name the registry reference, which every node can
+//!   fetch.
 
 mod spec;
 mod tasks;
@@ -143,6 +144,10 @@ pub struct SwarmConfig {
     /// Reads slugs stored elsewhere (the builder's blob store); other locations are paths
     /// on this host.
     pub slug_fetcher: Option<Arc<dyn crate::local::SlugFetcher>>,
+    /// The registry (`host:port`) slug images are pushed to once built, named
+    /// `<registry>/<prefix>deis-slug/<app>:<hash>`, so every node can fetch them; `None`
+    /// keeps them on this engine.
+    pub registry: Option<String>,
 }
 
 /// How routers reach the tasks of routable types.
@@ -188,6 +193,7 @@ impl Default for SwarmConfig {
             slug_runner: None,
             placement: Vec::new(),
             slug_fetcher: None,
+            registry: None,
         }
     }
 }
@@ -545,6 +551,7 @@ impl SwarmScheduler {
             name_prefix: &shared.config.name_prefix,
             backend: "swarm",
             fetcher: shared.config.slug_fetcher.as_deref(),
+            registry: shared.config.registry.as_deref(),
         }
     }
 

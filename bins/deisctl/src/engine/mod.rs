@@ -8,7 +8,7 @@ mod docker;
 mod swarm;
 
 pub use docker::DockerEngine;
-pub use swarm::{plane_of, SwarmEngine, PLANE_LABELS};
+pub use swarm::{plane_of, runner_tag, SwarmEngine, PLANE_LABELS};
 
 use crate::components::UnitSpec;
 use crate::CtlResult;

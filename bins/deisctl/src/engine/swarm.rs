@@ -14,6 +14,13 @@
 //!   mode is DNS round robin (a VIP needs IPVS, which this kind of host may lack). Ports
 //!   an operator needs (controller API, builder SSH, routers, etcd clients) are published in
 //!   host mode on every node that runs the task.
+//! - **Networks**: with one engine there is one host, so the planes are kept apart by
+//!   network instead, as separate hosts would be: four attachable overlays,
+//!   `<prefix>-control` (database, registry, logger, controller, builder), `<prefix>-etcd`
+//!   (the members, and their clients: controller and routers), `<prefix>-router` (the
+//!   router mesh) and `<prefix>-data` (apps, which the controller's scheduler attaches
+//!   there, and the routers that serve them). An app reaches neither PostgreSQL nor etcd;
+//!   a router reaches etcd and the apps but not the control plane.
 //! - **Routers** are global services: one task per router-mesh node. `router@2` is a second
 //!   mesh (another host port), which is how one node shows a router surviving another.
 //! - **Install** creates a service at zero replicas (global ones constrained away with a
@@ -21,8 +28,17 @@
 //!   the constraint), **stop** back to zero; **uninstall** removes it.
 //! - Data: the shared volume `<prefix>-data` (etcd members, logger, controller and builder:
 //!   the builder hands the controller a slug path, so those two must share a node until
-//!   slugs live in blob storage) and the database's own `<prefix>-database`. Swarm volumes
-//!   are per node: on several nodes, pin the control plane to one node.
+//!   slugs live in blob storage), the database's own `<prefix>-database` and the registry's
+//!   `<prefix>-registry`. Swarm volumes are per node: on several nodes, pin the control
+//!   plane to one node.
+//! - The **registry** (`docker-registry` from the image, control plane) publishes its port
+//!   in host mode; app images are named `127.0.0.1:<port>/<app>:<tag>` (Docker trusts
+//!   loopback registries without TLS), pushed by the builder (Dockerfile builds, through
+//!   the engine's socket) and the controller (`deis pull`). A node other than the
+//!   registry's reaches `127.0.0.1:<port>` only through Swarm's ingress routing mesh
+//!   (which needs IPVS, absent on hosts like the CI machine) or a registry of its own
+//!   in front of shared storage; `--registry host:port` points the platform at such a
+//!   registry instead of running one.
 
 use super::docker::{
     build_platform_image, failed, status_code, LABEL_COMPONENT, LABEL_PLATFORM, LABEL_UNIT,
@@ -46,6 +62,31 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use std::collections::HashMap;
 
+/// The planes' overlay networks, `<prefix>-<plane>`.
+pub const NETWORKS: [&str; 4] = ["control", "etcd", "router", "data"];
+
+/// The planes' networks a component is attached to: only those it talks on.
+pub fn networks_of(component: Component) -> &'static [&'static str] {
+    match component {
+        Component::Etcd => &["etcd"],
+        Component::Database | Component::Registry | Component::Logger | Component::Builder => {
+            &["control"]
+        }
+        Component::Controller => &["control", "etcd"],
+        Component::Router => &["router", "etcd", "data"],
+    }
+}
+
+/// The network of `plane` for the platform `prefix`.
+pub fn network_name(prefix: &str, plane: &str) -> String {
+    format!("{prefix}-{plane}")
+}
+
+/// The slug runner image of the platform `prefix`.
+pub fn runner_tag(prefix: &str) -> String {
+    format!("{prefix}-runner:{}", env!("CARGO_PKG_VERSION"))
+}
+
 /// The node labels of the planes.
 pub const PLANE_LABELS: [&str; 4] = ["deis.control", "deis.etcd", "deis.router", "deis.data"];
 
@@ -60,9 +101,11 @@ pub fn plane_of(component: Component) -> &'static str {
     match component {
         Component::Etcd => "deis.etcd",
         Component::Router => "deis.router",
-        Component::Database | Component::Logger | Component::Controller | Component::Builder => {
-            "deis.control"
-        }
+        Component::Database
+        | Component::Registry
+        | Component::Logger
+        | Component::Controller
+        | Component::Builder => "deis.control",
     }
 }
 
@@ -101,9 +144,12 @@ impl SwarmEngine {
         })
     }
 
-    /// The overlay network's name.
-    pub fn network(&self) -> String {
-        self.prefix.clone()
+    /// The overlay networks' names.
+    pub fn networks(&self) -> Vec<String> {
+        NETWORKS
+            .iter()
+            .map(|plane| network_name(&self.prefix, plane))
+            .collect()
     }
 
     /// The shared data volume's name.
@@ -111,9 +157,14 @@ impl SwarmEngine {
         format!("{}-data", self.prefix)
     }
 
-    /// The image's tag (also the slug runner apps run on).
+    /// The image's tag.
     pub fn image_tag(&self) -> String {
         format!("{}-platform:{}", self.prefix, env!("CARGO_PKG_VERSION"))
+    }
+
+    /// The slug runner's tag (busybox and curl: what slug apps run on).
+    pub fn runner_tag(&self) -> String {
+        runner_tag(&self.prefix)
     }
 
     async fn services(&self) -> CtlResult<Vec<Service>> {
@@ -337,11 +388,16 @@ fn service_spec(prefix: &str, socket: &str, spec: &UnitSpec) -> ServiceSpec {
                 constraints: Some(constraints),
                 ..Default::default()
             }),
-            networks: Some(vec![NetworkAttachmentConfig {
-                target: Some(prefix.to_string()),
-                aliases: Some(vec![spec.container_name.clone()]),
-                ..Default::default()
-            }]),
+            networks: Some(
+                networks_of(spec.unit.component)
+                    .iter()
+                    .map(|plane| NetworkAttachmentConfig {
+                        target: Some(network_name(prefix, plane)),
+                        aliases: Some(vec![spec.container_name.clone()]),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
             ..Default::default()
         }),
         mode: Some(if global {
@@ -381,6 +437,13 @@ impl PlatformEngine for SwarmEngine {
 
     async fn prepare(&self) -> CtlResult<Vec<String>> {
         build_platform_image(&self.docker, &self.image_tag(), &self.image, &self.prefix).await?;
+        build_platform_image(
+            &self.docker,
+            &self.runner_tag(),
+            &self.image.runner(),
+            &self.prefix,
+        )
+        .await?;
         let notes = self
             .label_nodes_when_unlabelled()
             .await?
@@ -392,42 +455,47 @@ impl PlatformEngine for SwarmEngine {
                 )
             })
             .collect();
-        match self
-            .docker
-            .inspect_network(
-                &self.network(),
-                None::<bollard::query_parameters::InspectNetworkOptions>,
-            )
-            .await
-        {
-            Ok(network) => {
-                if network.driver.as_deref() != Some("overlay") {
-                    return Err(CtlError(format!(
-                        "network {} exists but is not an overlay network; remove it or use another --prefix",
-                        self.network()
-                    )));
+        for network in self.networks() {
+            match self
+                .docker
+                .inspect_network(
+                    &network,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await
+            {
+                Ok(found) => {
+                    if found.driver.as_deref() != Some("overlay") {
+                        return Err(CtlError(format!(
+                            "network {network} exists but is not an overlay network; remove it or use another --prefix"
+                        )));
+                    }
                 }
-            }
-            Err(_) => {
-                let labels = HashMap::from([(LABEL_PLATFORM.to_string(), self.prefix.clone())]);
-                let created = self
-                    .docker
-                    .create_network(NetworkCreateRequest {
-                        name: self.network(),
-                        driver: Some("overlay".into()),
-                        attachable: Some(true),
-                        labels: Some(labels),
-                        ..Default::default()
-                    })
-                    .await;
-                if let Err(e) = created {
-                    if status_code(&e) != Some(409) {
-                        return Err(failed("creating the network")(e));
+                Err(_) => {
+                    let labels = HashMap::from([(LABEL_PLATFORM.to_string(), self.prefix.clone())]);
+                    let created = self
+                        .docker
+                        .create_network(NetworkCreateRequest {
+                            name: network.clone(),
+                            driver: Some("overlay".into()),
+                            attachable: Some(true),
+                            labels: Some(labels),
+                            ..Default::default()
+                        })
+                        .await;
+                    if let Err(e) = created {
+                        if status_code(&e) != Some(409) {
+                            return Err(failed("creating a network")(e));
+                        }
                     }
                 }
             }
         }
-        for volume in [self.volume(), format!("{}-database", self.prefix)] {
+        for volume in [
+            self.volume(),
+            format!("{}-database", self.prefix),
+            format!("{}-registry", self.prefix),
+        ] {
             self.docker
                 .create_volume(VolumeCreateRequest {
                     name: Some(volume),
@@ -483,6 +551,23 @@ impl PlatformEngine for SwarmEngine {
             .map_err(failed("listing nodes"))?
             .into_iter()
             .filter_map(|n| Some((n.id?, n.description?.hostname?)))
+            .collect();
+        // Service specs name their networks by id once created.
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_PLATFORM}={}", self.prefix)],
+        )]);
+        let network_names: HashMap<String, String> = self
+            .docker
+            .list_networks(Some(
+                bollard::query_parameters::ListNetworksOptionsBuilder::new()
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .map_err(failed("listing networks"))?
+            .into_iter()
+            .filter_map(|n| Some((n.id?, n.name?)))
             .collect();
         let mut units = Vec::new();
         for service in services {
@@ -554,8 +639,24 @@ impl PlatformEngine for SwarmEngine {
                 .iter()
                 .filter(|c| !c.starts_with("node.labels.io.deis.stopped"))
                 .collect();
+            let networks: Vec<String> = spec
+                .task_template
+                .as_ref()
+                .and_then(|t| t.networks.as_ref())
+                .map(|n| {
+                    n.iter()
+                        .filter_map(|a| a.target.clone())
+                        .map(|t| network_names.get(&t).cloned().unwrap_or(t))
+                        .map(|t| {
+                            t.strip_prefix(&format!("{}-", self.prefix))
+                                .map(String::from)
+                                .unwrap_or(t)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             let detail = format!(
-                "{} {}/{} tasks, placement {}",
+                "{} {}/{} tasks, placement {}, networks {}",
                 if global { "global" } else { "replicated" },
                 running.len(),
                 tasks.len(),
@@ -563,7 +664,8 @@ impl PlatformEngine for SwarmEngine {
                     .iter()
                     .map(|c| c.as_str())
                     .collect::<Vec<_>>()
-                    .join(" && ")
+                    .join(" && "),
+                networks.join(",")
             );
             units.push(UnitStatus {
                 unit,
@@ -585,26 +687,26 @@ impl PlatformEngine for SwarmEngine {
         if !self.units().await?.is_empty() {
             return Ok(());
         }
-        // Tasks stop after their services are removed; the network goes once they did.
+        // Tasks stop after their services are removed; the networks go once they did.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            match self.docker.remove_network(&self.network()).await {
-                Ok(()) => break,
-                Err(e) if status_code(&e) == Some(404) => break,
-                Err(e) if std::time::Instant::now() > deadline => {
-                    return Err(failed("removing the network")(e))
+        for network in self.networks() {
+            loop {
+                match self.docker.remove_network(&network).await {
+                    Ok(()) => break,
+                    Err(e) if status_code(&e) == Some(404) => break,
+                    Err(e) if std::time::Instant::now() > deadline => {
+                        return Err(failed(&format!("removing the network {network}"))(e))
+                    }
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
                 }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
             }
         }
-        let options = RemoveImageOptionsBuilder::new().force(true).build();
-        if let Err(e) = self
-            .docker
-            .remove_image(&self.image_tag(), Some(options), None)
-            .await
-        {
-            if !matches!(status_code(&e), Some(404) | Some(409)) {
-                return Err(failed("removing the image")(e));
+        for tag in [self.image_tag(), self.runner_tag()] {
+            let options = RemoveImageOptionsBuilder::new().force(true).build();
+            if let Err(e) = self.docker.remove_image(&tag, Some(options), None).await {
+                if !matches!(status_code(&e), Some(404) | Some(409)) {
+                    return Err(failed("removing the image")(e));
+                }
             }
         }
         Ok(())
@@ -630,9 +732,11 @@ mod tests {
             builder_port: 2222,
             router_port: 8080,
             store: Some("postgres://deis:pw@deis-database:5432/deis".into()),
-            scheduler: Some("swarm://?network=deis&endpoints=overlay".into()),
+            scheduler: Some("swarm://?network=deis-data&endpoints=overlay".into()),
             database_password: "pw".into(),
             postgres_dir: "/usr/lib/postgresql/15".into(),
+            registry: Some("127.0.0.1:5000".into()),
+            registry_port: 5000,
         }
     }
 
@@ -666,6 +770,38 @@ mod tests {
                 Some(EndpointSpecModeEnum::DNSRR)
             );
         }
+    }
+
+    fn networks(service: &ServiceSpec) -> Vec<String> {
+        service
+            .task_template
+            .as_ref()
+            .and_then(|t| t.networks.as_ref())
+            .map(|n| n.iter().filter_map(|a| a.target.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn each_unit_joins_only_the_networks_it_talks_on() {
+        let on = |unit| {
+            networks(&service_spec(
+                "deis",
+                "/var/run/docker.sock",
+                &spec(unit, &settings()),
+            ))
+        };
+        assert_eq!(on(Unit::etcd_member(1)), ["deis-etcd"]);
+        assert_eq!(on(Unit::single(Component::Database)), ["deis-control"]);
+        assert_eq!(on(Unit::single(Component::Registry)), ["deis-control"]);
+        assert_eq!(on(Unit::single(Component::Builder)), ["deis-control"]);
+        assert_eq!(
+            on(Unit::single(Component::Controller)),
+            ["deis-control", "deis-etcd"]
+        );
+        assert_eq!(
+            on(Unit::router(1)),
+            ["deis-router", "deis-etcd", "deis-data"]
+        );
     }
 
     #[test]
