@@ -5,7 +5,9 @@
 
 use crate::controller::Controller;
 use crate::controller::ServiceError;
-use crate::wire::{AuthHookRequest, BuildHookRequest, BuildHookResponse, PushHookRequest};
+use crate::wire::{
+    AuthHookRequest, AuthHookResponse, BuildHookRequest, BuildHookResponse, PushHookRequest,
+};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -149,11 +151,11 @@ impl SshAuthorizer for ControllerSshAuthorizer {
         user.is_active.then_some(user.username)
     }
 
-    async fn authorize(&self, user: &str, app: &str) -> Result<(), String> {
+    async fn authorize(&self, user: &str, app: &str) -> Result<String, String> {
         self.controller
-            .hook_config(user, app)
+            .hook_access(user, app)
             .await
-            .map(|_| ())
+            .map(|answer| answer.app_uuid)
             .map_err(|e| e.to_string())
     }
 }
@@ -200,13 +202,14 @@ fn plain(status: StatusCode, message: &str) -> Response {
 /// ([`crate::client::ControllerHooks`]).
 #[async_trait]
 pub trait GitHttpAuthorizer: std::fmt::Debug + Send + Sync + 'static {
-    /// The user name when `token` is `username`'s API token and they may use `app`.
+    /// The user and the app (with its uuid) when `token` is `username`'s API token and they
+    /// may use `app`.
     async fn authorize_http(
         &self,
         username: &str,
         token: &str,
         app: &str,
-    ) -> Result<String, GitDenial>;
+    ) -> Result<AuthHookResponse, GitDenial>;
 }
 
 /// Git smart HTTP credentials checked against the controller in this process.
@@ -239,17 +242,13 @@ impl GitHttpAuthorizer for ControllerHttpAuthorizer {
         username: &str,
         token: &str,
         app: &str,
-    ) -> Result<String, GitDenial> {
+    ) -> Result<AuthHookResponse, GitDenial> {
         let request = AuthHookRequest {
             receive_user: username.into(),
             receive_repo: app.into(),
             token: token.into(),
         };
-        self.controller
-            .hook_auth(&request)
-            .await
-            .map(|answer| answer.username)
-            .map_err(denial)
+        self.controller.hook_auth(&request).await.map_err(denial)
     }
 }
 
@@ -305,14 +304,15 @@ async fn authorize(
     let Some((username, token)) = credentials.as_deref().and_then(|c| c.split_once(':')) else {
         return Err(challenge("authenticate with your user name and API token"));
     };
-    let user = state
+    let access = state
         .authorizer
         .authorize_http(username, token, &app)
         .await
         .map_err(GitDenial::into_response)?;
     Ok(PushContext {
         app,
-        user,
+        user: access.username,
+        app_uuid: access.app_uuid,
         fingerprint: None,
         connection: "smart-http".into(),
     })
@@ -330,7 +330,7 @@ async fn info_refs(
     };
     smart_http::info_refs(
         &state.repos,
-        &context.app,
+        &context,
         query.get("service").map(String::as_str),
     )
     .await

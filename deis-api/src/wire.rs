@@ -383,13 +383,18 @@ impl fmt::Debug for AuthHookRequest {
     }
 }
 
-/// The answer of `POST /v1/hooks/auth/`: who may push to (or fetch) which app.
+/// The answer of `POST /v1/hooks/auth/` and `POST /v1/hooks/access/`: who may push to (or
+/// fetch) which app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuthHookResponse {
     /// The authenticated user.
     pub username: String,
     /// The app.
     pub app: String,
+    /// The app's uuid: a builder replaces a repository (and build cache) it made for an
+    /// earlier app of the same name, destroyed since.
+    #[serde(default)]
+    pub app_uuid: String,
 }
 
 /// `GET /v1/hooks/apps/`: the ids of every app, so a builder can delete the repositories

@@ -56,6 +56,10 @@ pub struct PushContext {
     pub app: String,
     /// The authenticated user.
     pub user: String,
+    /// The app's uuid, from the controller: a repository (and build cache and slugs) left
+    /// by a destroyed app of the same name is deleted before this app's first push or
+    /// fetch. Empty when the authorizer does not tell (nothing is then checked).
+    pub app_uuid: String,
     /// The SSH key fingerprint, when the push came over SSH.
     pub fingerprint: Option<String>,
     /// `SSH_CONNECTION`-like description of the client, for the audit record.
@@ -131,6 +135,45 @@ impl GitRepos {
         Ok(path)
     }
 
+    /// The repository of the app `context` names, made (and marked with the app's uuid) if
+    /// needed, after anything an earlier app of the same name left is deleted.
+    async fn repo_for(&self, context: &PushContext) -> Result<PathBuf, BuildError> {
+        self.forget_earlier_app(&context.app, &context.app_uuid)
+            .await?;
+        let path = self.ensure_repo(&context.app).await?;
+        if !context.app_uuid.is_empty() {
+            tokio::fs::write(path.join(APP_MARKER), &context.app_uuid)
+                .await
+                .map_err(BuildError::io("marking the repository with its app"))?;
+        }
+        Ok(path)
+    }
+
+    /// Deletes what an app of the same name that was destroyed since left: its repository
+    /// (which would hand its history to the new owner), build cache and slugs. The
+    /// builder's periodic clean-up does the same, but an app destroyed and created again
+    /// in between would find them. A repository without a marker (made before markers)
+    /// is kept and marked.
+    async fn forget_earlier_app(&self, app: &str, app_uuid: &str) -> Result<(), BuildError> {
+        if app_uuid.is_empty() {
+            return Ok(());
+        }
+        let marker = self.repo_path(app).join(APP_MARKER);
+        match tokio::fs::read_to_string(&marker).await {
+            Ok(owner) if owner.trim() == app_uuid => Ok(()),
+            Ok(_) => {
+                tracing::info!(
+                    app,
+                    "the repository was left by a destroyed app of the same name; starting afresh"
+                );
+                self.remove_repo(app).await?;
+                self.hooks.builder().remove_app(app).await
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BuildError::io("reading the repository's app marker")(e)),
+        }
+    }
+
     /// Deletes an app's repository (after the app is destroyed).
     pub async fn remove_repo(&self, app: &str) -> Result<(), BuildError> {
         remove_repo_in(&self.root, app).await
@@ -140,10 +183,10 @@ impl GitRepos {
     /// ref advertisement in pkt-line format.
     pub async fn advertisement(
         &self,
-        app: &str,
+        context: &PushContext,
         service: GitService,
     ) -> Result<Vec<u8>, BuildError> {
-        let path = self.ensure_repo(app).await?;
+        let path = self.repo_for(context).await?;
         let output = Command::new(git_binary())
             .arg(service.subcommand())
             .args(["--stateless-rpc", "--advertise-refs"])
@@ -173,7 +216,7 @@ impl GitRepos {
         context: &PushContext,
         stateless: bool,
     ) -> Result<GitProcess, BuildError> {
-        let path = self.ensure_repo(&context.app).await?;
+        let path = self.repo_for(context).await?;
         let ticket = match service {
             GitService::ReceivePack => Some(self.hooks.issue(context.clone())?),
             GitService::UploadPack => None,
@@ -278,6 +321,9 @@ pub async fn read_all(mut reader: impl AsyncRead + Unpin) -> std::io::Result<Vec
 /// The `pre-receive` hook: for a push to `master` or `main` it sends the pushed tree to the
 /// builder over its unix socket, prints the build output (the pusher sees it as `remote:`
 /// lines) and fails the push unless the builder reports success.
+/// The file in a repository that holds the uuid of the app it was made for.
+const APP_MARKER: &str = "deis-app-uuid";
+
 const PRE_RECEIVE: &str = r#"#!/bin/sh
 # Installed by deis-builder. Builds the pushed commit; a failed build rejects the push.
 zero=0000000000000000000000000000000000000000

@@ -29,14 +29,18 @@ fn text(status: StatusCode, message: String) -> Response<GitBody> {
 }
 
 /// `GET /<app>.git/info/refs?service=<service>`: the ref advertisement.
-pub async fn info_refs(repos: &GitRepos, app: &str, service: Option<&str>) -> Response<GitBody> {
+pub async fn info_refs(
+    repos: &GitRepos,
+    context: &PushContext,
+    service: Option<&str>,
+) -> Response<GitBody> {
     let Some(service) = service.and_then(GitService::parse) else {
         return text(
             StatusCode::FORBIDDEN,
             "only the smart protocol (git-upload-pack, git-receive-pack) is served\n".into(),
         );
     };
-    match repos.advertisement(app, service).await {
+    match repos.advertisement(context, service).await {
         Ok(body) => Response::builder()
             .header("content-type", advertisement_content_type(service))
             .header("cache-control", "no-cache")

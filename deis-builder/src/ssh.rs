@@ -22,8 +22,10 @@ use tokio::process::ChildStdin;
 pub trait SshAuthorizer: std::fmt::Debug + Send + Sync + 'static {
     /// The user who registered the key with this MD5 fingerprint (`aa:bb:…`), if any.
     async fn user_for_key(&self, fingerprint: &str) -> Option<String>;
-    /// Whether `user` may push to (and fetch from) `app`; the error is shown to the client.
-    async fn authorize(&self, user: &str, app: &str) -> Result<(), String>;
+    /// Whether `user` may push to (and fetch from) `app`: the app's uuid (which tells this
+    /// app's repository from one left by a destroyed app of the same name) when they may;
+    /// the error is shown to the client.
+    async fn authorize(&self, user: &str, app: &str) -> Result<String, String>;
 }
 
 /// Loads the host key at `path`, creating an Ed25519 key there (with `ssh-keygen`) when it
@@ -220,12 +222,14 @@ impl russh::server::Handler for Connection {
                 .fail(channel, session, "not authenticated".into())
                 .await;
         };
-        if let Err(message) = self.authorizer.authorize(&user, &app).await {
-            return self.fail(channel, session, message).await;
-        }
+        let app_uuid = match self.authorizer.authorize(&user, &app).await {
+            Ok(app_uuid) => app_uuid,
+            Err(message) => return self.fail(channel, session, message).await,
+        };
         let context = PushContext {
             app,
             user,
+            app_uuid,
             fingerprint: self.fingerprint.clone(),
             connection: self.peer.map(|p| p.to_string()).unwrap_or_default(),
         };

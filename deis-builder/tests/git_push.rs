@@ -71,16 +71,25 @@ async fn serve(
 ) -> hyper::Response<smart_http::GitBody> {
     let path = request.uri().path().to_string();
     let (app, rest) = smart_http::split_repo_path(&path).expect("a repository path");
+    // The app's uuid, as the controller would tell it: here from a header the test's git
+    // sends (`http.extraHeader`), none when absent.
+    let app_uuid = request
+        .headers()
+        .get("x-test-app-uuid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     let context = PushContext {
         app: app.clone(),
         user: "alice".into(),
+        app_uuid,
         fingerprint: None,
         connection: "test".into(),
     };
     if rest == "info/refs" {
         let query = request.uri().query().unwrap_or("").to_string();
         let service = query.strip_prefix("service=");
-        return smart_http::info_refs(repos, &app, service).await;
+        return smart_http::info_refs(repos, &context, service).await;
     }
     let service = GitService::parse(rest).expect("a git service");
     let gzip = request
@@ -322,4 +331,118 @@ async fn a_second_push_reuses_the_build_cache() {
         "the second build saw the first one's cache: {output}"
     );
     assert_eq!(platform.recorder.deployed.lock().unwrap().len(), 2);
+}
+
+/// `git push` of `dir` to `app`, as the app with uuid `app_uuid`.
+fn push_as(dir: &Path, address: std::net::SocketAddr, app: &str, app_uuid: &str) -> (bool, String) {
+    let url = format!("http://{address}/{app}.git");
+    let header = format!("http.extraHeader=X-Test-App-Uuid: {app_uuid}");
+    let output = git(dir, &["-c", &header, "push", &url, "master"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_created_again_under_a_destroyed_ones_name_gets_a_fresh_repository_and_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = dir.path().join("counting");
+    fs::create_dir_all(pack.join("bin")).unwrap();
+    for (name, body) in [
+        ("detect", "[ -f \"$1/hello.txt\" ] && echo Counting"),
+        (
+            "compile",
+            "n=$(cat \"$2/runs\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$2/runs\"\n\
+             echo \"       cache run $n\"",
+        ),
+        ("release", "echo '---'"),
+    ] {
+        let path = pack.join("bin").join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let platform = platform(move |s| s.buildpacks = vec![pack], Recorder::default()).await;
+    let address = platform.address;
+    let work = tempfile::tempdir().unwrap();
+    let earlier = app_repo(
+        work.path(),
+        "earlier",
+        &[
+            ("Procfile", "web: ./serve\n"),
+            ("hello.txt", "secret of the first owner"),
+        ],
+    );
+    let later = app_repo(
+        work.path(),
+        "later",
+        &[("Procfile", "web: ./serve\n"), ("hello.txt", "new owner")],
+    );
+    const EARLIER: &str = "11111111-1111-4111-8111-111111111111";
+    const LATER: &str = "22222222-2222-4222-8222-222222222222";
+
+    let repo = earlier.clone();
+    let (ok, output) =
+        tokio::task::spawn_blocking(move || push_as(&repo, address, "reborn", EARLIER))
+            .await
+            .unwrap();
+    assert!(ok, "{output}");
+    assert!(output.contains("remote:        cache run 1"), "{output}");
+    let earlier_head = server_head(&platform.repos, "reborn").expect("the first owner's push");
+
+    // The app is destroyed and created again (a new uuid) before the builder's clean-up ran:
+    // a clone by the new owner must not see the first owner's history.
+    let url = format!("http://{address}/reborn.git");
+    let clone_dir = work.path().join("clone");
+    let clone = tokio::task::spawn_blocking({
+        let clone_dir = clone_dir.clone();
+        move || {
+            let header = format!("http.extraHeader=X-Test-App-Uuid: {LATER}");
+            Command::new("git")
+                .args(["-c", &header, "clone", "-q", &url])
+                .arg(&clone_dir)
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        clone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&clone.stderr)
+    );
+    assert!(
+        !clone_dir.join("hello.txt").exists(),
+        "the new owner got the old tree"
+    );
+    assert_eq!(server_head(&platform.repos, "reborn"), None);
+
+    // Their push of unrelated history is taken, and builds with an empty cache.
+    let repo = later.clone();
+    let (ok, output) =
+        tokio::task::spawn_blocking(move || push_as(&repo, address, "reborn", LATER))
+            .await
+            .unwrap();
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("remote:        cache run 1"),
+        "the new app saw the destroyed one's build cache: {output}"
+    );
+    let later_head = server_head(&platform.repos, "reborn").expect("the new owner's push");
+    assert_ne!(later_head, earlier_head);
+
+    // The new app keeps its own repository and cache from then on.
+    fs::write(later.join("hello.txt"), "new owner, again").unwrap();
+    assert!(git(&later, &["commit", "-qam", "second"]).status.success());
+    let repo = later.clone();
+    let (ok, output) =
+        tokio::task::spawn_blocking(move || push_as(&repo, address, "reborn", LATER))
+            .await
+            .unwrap();
+    assert!(ok, "{output}");
+    assert!(output.contains("remote:        cache run 2"), "{output}");
 }

@@ -24,9 +24,9 @@ impl SshAuthorizer for OneKey {
         (fingerprint == self.fingerprint).then(|| "alice".to_string())
     }
 
-    async fn authorize(&self, user: &str, app: &str) -> Result<(), String> {
+    async fn authorize(&self, user: &str, app: &str) -> Result<String, String> {
         if app == "ssh-app" {
-            Ok(())
+            Ok("3f1d4c2e-5b6a-4c7d-8e9f-0a1b2c3d4e5f".into())
         } else {
             Err(format!("{user} has no permission on {app}"))
         }

@@ -104,6 +104,16 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/hooks/access/`: whether `user` may use `app` over SSH, and the app's uuid.
+    pub async fn hook_access(&self, user: &str, app: &str) -> ClientResult<AuthHookResponse> {
+        let request = ConfigHookRequest {
+            receive_user: user.into(),
+            receive_repo: app.into(),
+        };
+        self.call(Method::POST, "/v1/hooks/access/", Some(&request))
+            .await
+    }
+
     /// `GET /v1/hooks/apps/`: every app id.
     pub async fn hook_apps(&self) -> ClientResult<AppsHookResponse> {
         self.call(Method::GET, "/v1/hooks/apps/", None).await

@@ -9,7 +9,7 @@
 use super::{Client, ClientError};
 use crate::git::{GitDenial, GitHttpAuthorizer};
 use crate::repo_gc::AppDirectory;
-use crate::wire::{AuthHookRequest, BuildHookRequest};
+use crate::wire::{AuthHookRequest, AuthHookResponse, BuildHookRequest};
 use async_trait::async_trait;
 use deis_builder::git::PushContext;
 use deis_builder::hook::PushHandler;
@@ -86,11 +86,11 @@ impl SshAuthorizer for ControllerHooks {
         }
     }
 
-    async fn authorize(&self, user: &str, app: &str) -> Result<(), String> {
+    async fn authorize(&self, user: &str, app: &str) -> Result<String, String> {
         self.client
-            .hook_config(user, app)
+            .hook_access(user, app)
             .await
-            .map(|_| ())
+            .map(|answer| answer.app_uuid)
             .map_err(shown)
     }
 }
@@ -102,14 +102,14 @@ impl GitHttpAuthorizer for ControllerHooks {
         username: &str,
         token: &str,
         app: &str,
-    ) -> Result<String, GitDenial> {
+    ) -> Result<AuthHookResponse, GitDenial> {
         let request = AuthHookRequest {
             receive_user: username.into(),
             receive_repo: app.into(),
             token: token.into(),
         };
         match self.client.hook_auth(&request).await {
-            Ok(answer) => Ok(answer.username),
+            Ok(answer) => Ok(answer),
             Err(ClientError::Api {
                 status, message, ..
             }) => Err(match status.as_u16() {

@@ -113,6 +113,18 @@ impl Controller {
             .await?;
         Ok(AuthHookResponse {
             username: user.username,
+            app_uuid: app.uuid.to_string(),
+            app: app.id,
+        })
+    }
+
+    /// `POST /v1/hooks/access/`: whether `user` may use `app` (an SSH push or fetch, the key
+    /// already checked), and the app's uuid. 404/403 as the other hooks.
+    pub async fn hook_access(&self, user: &str, app: &str) -> ServiceResult<AuthHookResponse> {
+        let (user, app) = self.hook_subject(user, app).await?;
+        Ok(AuthHookResponse {
+            username: user.username,
+            app_uuid: app.uuid.to_string(),
             app: app.id,
         })
     }

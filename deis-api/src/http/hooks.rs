@@ -69,6 +69,19 @@ pub async fn auth(
     Ok(Json(state.hook_auth(&body).await?))
 }
 
+/// `POST /v1/hooks/access/`: the user's right to the app (SSH), with the app's uuid.
+pub async fn access(
+    State(state): State<AppState>,
+    _builder: Builder,
+    ApiJson(body): ApiJson<ConfigHookRequest>,
+) -> ApiResult<Json<AuthHookResponse>> {
+    Ok(Json(
+        state
+            .hook_access(&body.receive_user, &body.receive_repo)
+            .await?,
+    ))
+}
+
 /// `GET /v1/hooks/apps/`: every app id.
 pub async fn apps(
     State(state): State<AppState>,

@@ -157,5 +157,6 @@ pub const ROUTES: &[Route] = &[
     route!(Post "/v1/hooks/config/", "hook_config", "Builder: the app's config", "hooks", Builder, One("ConfigHookRequest") => 200 One("Config"), false, post(hooks::config)),
     route!(Get "/v1/hooks/key/{fingerprint}/", "hook_key", "Builder: the owner of an SSH key", "hooks", Builder, Empty => 200 One("KeyHookResponse"), false, get(hooks::key)),
     route!(Post "/v1/hooks/auth/", "hook_auth", "Builder: check git HTTP credentials (user name, API token) for an app", "hooks", Builder, One("AuthHookRequest") => 200 One("AuthHookResponse"), false, post(hooks::auth)),
+    route!(Post "/v1/hooks/access/", "hook_access", "Builder: may this user push to (or fetch) the app over SSH; the app's uuid", "hooks", Builder, One("ConfigHookRequest") => 200 One("AuthHookResponse"), false, post(hooks::access)),
     route!(Get "/v1/hooks/apps/", "hook_apps", "Builder: every app id (to delete what destroyed apps left)", "hooks", Builder, Empty => 200 One("AppsHookResponse"), false, get(hooks::apps)),
 ];

@@ -39,7 +39,9 @@ fn body_for(route: &Route, app: &str, hook_user: &str) -> Option<Value> {
         "passwd" => json!({"password": "x", "new_password": "new-password"}),
         "add_key" => json!({"id": "k", "public": SSH_KEY_ALICE}),
         "add_cert" => json!({"certificate": CERT, "key": CERT_KEY}),
-        "hook_push" | "hook_config" => json!({"receive_user": hook_user, "receive_repo": app}),
+        "hook_push" | "hook_config" | "hook_access" => {
+            json!({"receive_user": hook_user, "receive_repo": app})
+        }
         "hook_build" => {
             json!({"receive_user": hook_user, "receive_repo": app, "image": "example:1"})
         }

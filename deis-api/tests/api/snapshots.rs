@@ -241,6 +241,10 @@ async fn exchange(w: &mut World, operation: &str) -> (Resp, Resp) {
             h.hook("/v1/hooks/auth/", json!({"receive_user": "bob", "receive_repo": "go", "token": bob})).await,
             h.hook("/v1/hooks/auth/", json!({"receive_user": "bob", "receive_repo": "go", "token": "not-a-token"})).await,
         ),
+        "hook_access" => (
+            h.hook("/v1/hooks/access/", json!({"receive_user": "bob", "receive_repo": "go"})).await,
+            h.hook("/v1/hooks/access/", json!({"receive_user": "bob", "receive_repo": "missing"})).await,
+        ),
         "hook_apps" => (
             h.raw("GET", "/v1/hooks/apps/", &[("x-deis-builder-auth", BUILDER_KEY)], Vec::new()).await,
             h.raw("GET", "/v1/hooks/apps/", &[("x-deis-builder-auth", "wrong")], Vec::new()).await,
