@@ -11,8 +11,10 @@
 //!
 //! The disk is read before the app list, so a repository made for an app created in
 //! between is never taken for a leftover (a repository exists only after its app did).
-//! When the app list cannot be had, nothing is deleted. One window remains: an app destroyed
-//! and created again under the same name within one interval keeps the old repository.
+//! When the app list cannot be had, nothing is deleted. An app destroyed and created again
+//! under the same name within one interval is not left to this loop: the repository is
+//! marked with its app's uuid, and `GitRepos` deletes the repository, build cache and slugs
+//! of an earlier app before the new one's first push or fetch.
 
 use crate::controller::Controller;
 use async_trait::async_trait;
