@@ -7,9 +7,10 @@
 //! busybox and carries a label every image built on it inherits, so a guard removes every
 //! container and image the test made, even when it fails. Each test is bounded in time.
 
+use deis_api::controller::ServiceError;
 use deis_api::platform::{Backends, Platform, PlatformConfig};
 use deis_api::secrets::PasswordCost;
-use deis_api::wire::RegisterRequest;
+use deis_api::wire::{BuildRequest, RegisterRequest};
 use deis_core::model::User;
 use deis_scheduler::{DockerConfig, DockerScheduler};
 use std::path::{Path, PathBuf};
@@ -332,6 +333,51 @@ async fn a_dockerfile_app_builds_deploys_on_docker_and_a_failed_build_keeps_the_
         assert!(output.contains("deis: build failed: docker build failed"), "{output}");
         assert_eq!(latest_version(&w, &app).await, deployed_again);
         wait_for_app(&w, &app, "hello again").await;
+
+        // Another user cannot deploy this app's image into an app of theirs with `deis
+        // pull`: the image carries the app's code.
+        let deis = &w.platform.controller;
+        let bob = deis
+            .register(
+                None,
+                &RegisterRequest {
+                    username: "bob".into(),
+                    password: "pw-bob".into(),
+                    email: "bob@example.com".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let bobs = format!("{app}b");
+        deis.create_app(&bob, Some(&bobs)).await.unwrap();
+        let current = store.latest_release(&app).await.unwrap();
+        let image = store
+            .get_build(&app, current.build.unwrap())
+            .await
+            .unwrap()
+            .image;
+        let pulled = deis
+            .create_build(
+                &bob,
+                &bobs,
+                &BuildRequest {
+                    image: image.clone(),
+                    ..Default::default()
+                },
+            )
+            .await;
+        match pulled {
+            Err(ServiceError::Forbidden(message)) => {
+                assert!(message.contains("built for another app"), "{message}")
+            }
+            other => panic!("bob deployed alice's image {image}: {other:?}"),
+        }
+        assert_eq!(
+            store.latest_release(&bobs).await.unwrap().version,
+            1,
+            "no release was made"
+        );
 
         // Destroying the app removes its containers and the images built for it.
         let label = format!("label=io.deis.app={app}");

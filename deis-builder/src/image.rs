@@ -183,6 +183,25 @@ impl ImageBuilder {
         push_to_registry(&docker, source, registry, app, &format!("id-{digits}")).await
     }
 
+    /// The app a builder made `image` for (its `io.deis.app` label); `None` for an image
+    /// with no such label or not on the engine.
+    pub async fn app_label(&self, image: &str) -> Result<Option<String>, BuildError> {
+        let docker = self.connect().await?;
+        match docker.inspect_image(image).await {
+            Ok(inspect) => Ok(inspect
+                .config
+                .and_then(|config| config.labels)
+                .and_then(|labels| labels.get(LABEL_APP).cloned())),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(BuildError::ImageBuild(format!(
+                "inspecting {image}: {}",
+                engine_message(e)
+            ))),
+        }
+    }
+
     /// Removes an image this builder made (e.g. one no release names); a gone one is fine.
     pub async fn remove(&self, image: &str) -> Result<(), BuildError> {
         let docker = self.connect().await?;

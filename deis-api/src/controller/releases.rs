@@ -113,11 +113,42 @@ impl Controller {
     ) -> ServiceResult<(Build, Release)> {
         let app = self.authorize_app(caller, app, Access::Use).await?;
         let mut build = self.new_build(&app.id, &caller.username, request)?;
+        self.check_image_owner(caller, &app.id, &build.image)
+            .await?;
         build.image = self.publish_image(&app.id, &build.image).await?;
         let release = self
             .deploy_build(&app, &caller.username, build.clone())
             .await?;
         Ok((build, release))
+    }
+
+    /// `deis pull` of an image the builder made for another app (its `io.deis.app` label,
+    /// e.g. `<other>:git-<sha7>` on the engine) is refused unless the caller may use that
+    /// app: one app's code must not reach the owner of another. Images the engine does not
+    /// have (yet) carry no label to check.
+    async fn check_image_owner(&self, caller: &User, app: &str, image: &str) -> ServiceResult<()> {
+        if super::deploy::is_slug_location(image) {
+            return Ok(());
+        }
+        let Some(engine) = self.scheduler.image_engine() else {
+            return Ok(());
+        };
+        let owner = deis_builder::ImageBuilder::new(engine.socket)
+            .app_label(image)
+            .await
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        match owner {
+            Some(owner) if owner != app => {
+                match self.authorize_app(caller, &owner, Access::Use).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(ServiceError::Forbidden(format!(
+                        "the image {image} was built for another app, which {} may not use.",
+                        caller.username
+                    ))),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     /// With a registry (the Swarm topology's), a container image deployed with `deis pull`
