@@ -251,6 +251,8 @@ pub struct BuilderRoleConfig {
     /// images from (see [`crate::platform::image_builder_for`]); `None` refuses them, as
     /// for the local scheduler.
     pub image_builder: Option<deis_builder::ImageBuilder>,
+    /// Size limits for an app's source and slug.
+    pub limits: deis_builder::slug::SlugLimits,
 }
 
 /// The slug store a role uses: `url`, or `blobs` under the data directory.
@@ -272,6 +274,7 @@ impl fmt::Debug for BuilderRoleConfig {
             .field("builder_key", &"<redacted>")
             .field("buildpacks", &self.buildpacks)
             .field("image_builder", &self.image_builder)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -305,6 +308,7 @@ impl BuilderRole {
         let mut settings = BuilderSettings::new(data.join("builder"), slugs);
         settings.buildpacks = config.buildpacks;
         settings.image_builder = config.image_builder;
+        settings.limits = config.limits;
         let builder = Builder::new(settings);
         let hooks = HookServer::start(
             data.join("builder.sock"),

@@ -60,6 +60,17 @@ pub struct Cli {
     /// Seconds between two looks for the repositories and build caches of destroyed apps.
     #[arg(long, env = "DEIS_REPO_GC_INTERVAL")]
     pub repo_gc_interval: Option<u64>,
+    /// The largest an app's source or slug may be, in bytes (default 1 GiB); a larger push
+    /// is refused.
+    #[arg(long, env = "DEIS_MAX_APP_BYTES")]
+    pub max_app_bytes: Option<u64>,
+    /// The largest one file of an app may be, in bytes (default 256 MiB).
+    #[arg(long, env = "DEIS_MAX_FILE_BYTES")]
+    pub max_file_bytes: Option<u64>,
+    /// How many builds' slugs are kept per app (those most recently released; default 5,
+    /// at least 1): older ones are deleted, and rolling back to them is refused.
+    #[arg(long, env = "DEIS_SLUGS_KEPT")]
+    pub slugs_kept: Option<usize>,
     /// The syslog listener's address (UDP and TCP).
     #[arg(long, env = "DEIS_SYSLOG_ADDR")]
     pub syslog_addr: Option<SocketAddr>,
@@ -125,6 +136,9 @@ struct FileSettings {
     ssh_addr: Option<SocketAddr>,
     git_http_addr: Option<SocketAddr>,
     repo_gc_interval: Option<u64>,
+    max_app_bytes: Option<u64>,
+    max_file_bytes: Option<u64>,
+    slugs_kept: Option<usize>,
     syslog_addr: Option<SocketAddr>,
     domain: Option<String>,
     store: Option<String>,
@@ -155,6 +169,8 @@ pub struct Settings {
     pub ssh_addr: SocketAddr,
     pub git_http_addr: SocketAddr,
     pub repo_gc_interval: std::time::Duration,
+    pub build_limits: deis_builder::slug::SlugLimits,
+    pub slugs_kept: usize,
     pub syslog_addr: Option<SocketAddr>,
     pub domain: String,
     pub store: String,
@@ -255,6 +271,27 @@ impl Settings {
                 })
                 .transpose()
         };
+        let defaults = deis_builder::slug::SlugLimits::default();
+        let build_limits = deis_builder::slug::SlugLimits {
+            max_total_bytes: cli
+                .max_app_bytes
+                .or(file.max_app_bytes)
+                .unwrap_or(defaults.max_total_bytes),
+            max_file_bytes: cli
+                .max_file_bytes
+                .or(file.max_file_bytes)
+                .unwrap_or(defaults.max_file_bytes),
+        };
+        if build_limits.max_total_bytes == 0 || build_limits.max_file_bytes == 0 {
+            return Err("--max-app-bytes and --max-file-bytes must be above 0".into());
+        }
+        let slugs_kept = cli
+            .slugs_kept
+            .or(file.slugs_kept)
+            .unwrap_or(ControllerSettings::default().slugs_kept);
+        if slugs_kept == 0 {
+            return Err("--slugs-kept must be at least 1 (the current release's slug)".into());
+        }
         let registry = cli.registry.or(file.registry);
         if let Some(registry) = &registry {
             deis_builder::check_registry(registry).map_err(|e| format!("--{e}"))?;
@@ -298,6 +335,8 @@ impl Settings {
                 .or(file.repo_gc_interval)
                 .map(|s| std::time::Duration::from_secs(s.max(1)))
                 .unwrap_or(deis_api::repo_gc::DEFAULT_INTERVAL),
+            build_limits,
+            slugs_kept,
             syslog_addr: cli.syslog_addr.or(file.syslog_addr),
             domain,
             discovery: cli
@@ -336,7 +375,7 @@ impl Settings {
             ssh_addr: Some(self.ssh_addr),
             syslog_addr: self.syslog_addr,
             buildpacks: self.buildpacks.clone(),
-            build_limits: Default::default(),
+            build_limits: self.build_limits,
             repo_gc_interval: self.repo_gc_interval,
             settings: self.controller_settings(),
         }
@@ -349,6 +388,7 @@ impl Settings {
             registration_mode: self.registration,
             builder_key: self.builder_key.clone(),
             registry: self.registry.clone(),
+            slugs_kept: self.slugs_kept,
             ..ControllerSettings::default()
         }
     }
@@ -400,6 +440,7 @@ impl Settings {
                     None => builder,
                 }
             }),
+            limits: self.build_limits,
         })
     }
 
@@ -417,5 +458,54 @@ impl Settings {
             ),
             key: key.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(args: &[&str]) -> Result<Settings, String> {
+        let mut argv = vec!["deisd", "--data-dir", "/tmp/deisd-settings-test"];
+        argv.extend_from_slice(args);
+        Settings::resolve(Cli::parse_from(argv))
+    }
+
+    #[test]
+    fn build_limits_and_slugs_kept_reach_the_builder_and_the_controller() {
+        let defaults = resolve(&[]).unwrap();
+        assert_eq!(defaults.slugs_kept, 5);
+        assert_eq!(
+            defaults.platform_config().build_limits,
+            deis_builder::slug::SlugLimits::default()
+        );
+        let settings = resolve(&[
+            "--max-app-bytes",
+            "1000000",
+            "--max-file-bytes",
+            "4096",
+            "--slugs-kept",
+            "2",
+            "--builder-key",
+            "k",
+        ])
+        .unwrap();
+        let limits = deis_builder::slug::SlugLimits {
+            max_total_bytes: 1_000_000,
+            max_file_bytes: 4096,
+        };
+        assert_eq!(settings.platform_config().build_limits, limits);
+        assert_eq!(settings.platform_config().settings.slugs_kept, 2);
+        assert_eq!(settings.controller_settings().slugs_kept, 2);
+        assert_eq!(settings.builder_config().unwrap().limits, limits);
+    }
+
+    #[test]
+    fn zero_limits_are_refused_in_one_line() {
+        let error = resolve(&["--slugs-kept", "0"]).err().unwrap();
+        assert!(error.contains("--slugs-kept must be at least 1"), "{error}");
+        let error = resolve(&["--max-app-bytes", "0"]).err().unwrap();
+        assert!(error.contains("must be above 0"), "{error}");
+        assert!(!error.contains('\n'));
     }
 }
