@@ -16,6 +16,7 @@
 //! endpoints' in-flight counts.
 
 use crate::balance::{pick, Endpoint};
+use crate::headers::HOP_BY_HOP;
 use crate::proxy::{ConnInfo, Shared};
 use crate::table::AppEntry;
 use crate::upstream::{connect, PoolLimits};
@@ -41,20 +42,6 @@ const READ_SIZE: usize = 16 * 1024;
 /// Request bodies up to this size that arrived with the head are kept until the response
 /// starts, so that a request on a pooled socket the endpoint had just closed can be resent.
 const RESENDABLE_BODY: u64 = 64 * 1024;
-
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1), the same list as
-/// `headers::strip_hop_by_hop` uses. `Transfer-Encoding` is kept on chunked responses, which
-/// are relayed as they are.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "proxy-connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-];
 
 /// How a connection left the fast path.
 pub(crate) enum Ending<I> {

@@ -3,8 +3,9 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use std::net::IpAddr;
 
-/// Headers that describe one connection, never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
+/// Headers that describe one connection, never forwarded (the fast path keeps
+/// `Transfer-Encoding` on the chunked responses it relays as they are).
+pub(crate) const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "proxy-connection",
     "keep-alive",
