@@ -296,29 +296,15 @@ async fn push_to_registry(
     })?;
     let options = PushImageOptionsBuilder::new().tag(version).build();
     // A registry without authentication still wants the header.
-    let mut stream = docker.push_image(
+    let stream = docker.push_image(
         &repository,
         Some(options),
         Some(bollard::auth::DockerCredentials::default()),
     );
-    while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| {
-            BuildError::ImageBuild(format!(
-                "pushing {repository}:{version}: {}",
-                engine_message(e)
-            ))
-        })?;
-        let error = info
-            .error_detail
-            .and_then(|d| d.message)
-            .filter(|m| !m.is_empty());
-        if let Some(message) = error {
-            return Err(BuildError::ImageBuild(format!(
-                "pushing {repository}:{version}: {}",
-                message.trim()
-            )));
-        }
-    }
+    drain(stream, &format!("pushing {repository}:{version}"), |info| {
+        info.error_detail.and_then(|d| d.message)
+    })
+    .await?;
     Ok(registry_reference(registry, app, version))
 }
 
@@ -338,25 +324,31 @@ fn on_loopback_registry(image: &str) -> bool {
 /// Has the engine pull `image` (from the registry its name points at).
 async fn pull(docker: &Docker, image: &str) -> Result<(), BuildError> {
     let options = CreateImageOptionsBuilder::new().from_image(image).build();
-    let mut stream = docker.create_image(
+    let stream = docker.create_image(
         Some(options),
         None,
         Some(bollard::auth::DockerCredentials::default()),
     );
+    let what = format!("the image {image} is not on the engine and cannot be pulled");
+    drain(stream, &what, |info| {
+        info.error_detail.and_then(|d| d.message)
+    })
+    .await
+}
+
+/// Reads an engine progress stream (pull, push) to its end; the first error, from the
+/// connection or reported in an item (`error_of`), fails with `<what>: <message>`.
+async fn drain<T>(
+    mut stream: impl futures::Stream<Item = Result<T, bollard::errors::Error>> + Unpin,
+    what: &str,
+    error_of: impl Fn(T) -> Option<String>,
+) -> Result<(), BuildError> {
     while let Some(item) = stream.next().await {
-        let info = item.map_err(|e| {
-            BuildError::ImageBuild(format!(
-                "the image {image} is not on the engine and cannot be pulled: {}",
-                engine_message(e)
-            ))
-        })?;
-        let error = info
-            .error_detail
-            .and_then(|d| d.message)
-            .filter(|m| !m.is_empty());
-        if let Some(message) = error {
+        let info =
+            item.map_err(|e| BuildError::ImageBuild(format!("{what}: {}", engine_message(e))))?;
+        if let Some(message) = error_of(info).filter(|m| !m.is_empty()) {
             return Err(BuildError::ImageBuild(format!(
-                "the image {image} is not on the engine and cannot be pulled: {}",
+                "{what}: {}",
                 message.trim()
             )));
         }

@@ -287,10 +287,10 @@ async fn only_master_or_main_is_deployed_and_clones_work() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_push_reuses_the_build_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let pack = dir.path().join("counting");
+/// A buildpack that detects `hello.txt` and counts its compile runs in the build cache
+/// (`cache run N`), to show whether a build saw an earlier one's cache.
+fn counting_buildpack(dir: &Path) -> std::path::PathBuf {
+    let pack = dir.join("counting");
     fs::create_dir_all(pack.join("bin")).unwrap();
     for (name, body) in [
         ("detect", "[ -f \"$1/hello.txt\" ] && echo Counting"),
@@ -305,6 +305,13 @@ async fn a_second_push_reuses_the_build_cache() {
         fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
     }
+    pack
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_push_reuses_the_build_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = counting_buildpack(dir.path());
     let platform = platform(move |s| s.buildpacks = vec![pack], Recorder::default()).await;
     let work = tempfile::tempdir().unwrap();
     let repo = app_repo(
@@ -349,21 +356,7 @@ fn push_as(dir: &Path, address: std::net::SocketAddr, app: &str, app_uuid: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_created_again_under_a_destroyed_ones_name_gets_a_fresh_repository_and_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let pack = dir.path().join("counting");
-    fs::create_dir_all(pack.join("bin")).unwrap();
-    for (name, body) in [
-        ("detect", "[ -f \"$1/hello.txt\" ] && echo Counting"),
-        (
-            "compile",
-            "n=$(cat \"$2/runs\" 2>/dev/null || echo 0); n=$((n+1)); echo $n > \"$2/runs\"\n\
-             echo \"       cache run $n\"",
-        ),
-        ("release", "echo '---'"),
-    ] {
-        let path = pack.join("bin").join(name);
-        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let pack = counting_buildpack(dir.path());
     let platform = platform(move |s| s.buildpacks = vec![pack], Recorder::default()).await;
     let address = platform.address;
     let work = tempfile::tempdir().unwrap();
